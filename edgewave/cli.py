@@ -1,0 +1,152 @@
+"""The `edgewave` command line.
+
+Heavy imports (TensorFlow) happen inside commands so `--help` stays instant.
+Every expected failure is a UserError: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from .errors import UserError
+
+
+def command(fn):
+    """Turn UserError into a one-line message and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def emit_json(obj: dict) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=float))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="edgewave")
+def main():
+    """edgewave: causal, dilated 1-D conv nets from a WAV file to bit-exact streaming C.
+
+    \b
+    Typical path:
+      edgewave train --data speech.wav --out model/        # float Keras model + metadata
+      edgewave info model/                                 # layers, receptive field, MACs, gains
+    """
+
+
+@main.command()
+@click.option("--data", required=True, metavar="PATH",
+              help="Signal(s) to learn from: a WAV / .npy / one-column .csv file, a directory, or a glob.")
+@click.option("--spec", "spec_path", metavar="SPEC.toml",
+              help="Model spec (default: a gated WaveNet for speech; see `edgewave spec`).")
+@click.option("--out", required=True, metavar="MODEL_DIR", help="Directory for model.keras and edgewave.json.")
+@click.option("--epochs", type=click.IntRange(1), help="Maximum epochs (default: from the spec).")
+@click.option("--steps-per-epoch", type=click.IntRange(1), help="Batches per epoch (default: from the spec).")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this much wall time (the best weights so far are kept).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, windows and shuffling.")
+@click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
+@click.option("--cpu-devices", type=click.IntRange(1), default=1, show_default=True,
+              help="Split the CPU into N logical devices for MirroredStrategy (testing distributed training).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@command
+def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, channel, cpu_devices, as_json):
+    """Train a next-sample predictor on a signal.
+
+    The data are split by time into train/validation/test (80/10/10 per file);
+    training stops early when the validation loss stops improving. Results are
+    deterministic for a fixed --seed. Training runs under tf.distribute
+    (MirroredStrategy over local devices, MultiWorkerMirroredStrategy when
+    TF_CONFIG is set).
+    """
+    from . import spec as spec_mod
+    from . import train as train_mod
+
+    spec = spec_mod.load(spec_path) if spec_path else spec_mod.default()
+    model, graph, meta = train_mod.fit(spec, data, channel=channel, epochs=epochs, max_minutes=max_minutes,
+                                       seed=seed, cpu_devices=cpu_devices, quiet=False,
+                                       steps_per_epoch=steps_per_epoch)
+    train_mod.save(out, model, graph, meta)
+    summary = _summary(graph, meta)
+    if as_json:
+        emit_json(summary)
+    else:
+        m = meta["metrics"]
+        click.echo(f"saved {out}: receptive field {graph.receptive_field}, {graph.params()} params, "
+                   f"{graph.macs_per_sample()} MACs/sample")
+        click.echo(f"held-out prediction gain {m['prediction_gain_db']:.2f} dB "
+                   f"(LPC-32 {m['lpc32_gain_db']:.2f} dB) in {meta['training']['seconds']:.0f} s")
+
+
+def _summary(graph, meta) -> dict:
+    m = meta.get("metrics", {})
+    return {"receptive_field": graph.receptive_field, "params": graph.params(),
+            "macs_per_sample": graph.macs_per_sample(), "state_elements": graph.state_elements(),
+            "head": graph.head, "prediction_gain_db": m.get("prediction_gain_db"),
+            "lpc32_gain_db": m.get("lpc32_gain_db"), "sample_rate": meta.get("sample_rate"),
+            "training": meta.get("training")}
+
+
+@main.command()
+@click.argument("model", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@command
+def info(model, as_json):
+    """Show a model: layers in conceptual and trained form, receptive field, cost, metrics.
+
+    MODEL is a MODEL_DIR from `edgewave train`, a user .keras file, or a spec .toml.
+    """
+    from .graph import describe
+
+    graph, meta = _load_any(model)
+    summary = {**_summary(graph, meta), "layers": describe(graph)}
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(f"{'layer':<18}{'op':<9}{'ch':>4}{'k':>4}{'stride':>7}{'dil':>6}{'trained dil':>12}"
+               f"{'act':>9}{'MACs':>7}  inputs")
+    for r in summary["layers"]:
+        click.echo(f"{r['name']:<18}{r['op']:<9}{r['channels']:>4}{r['kernel']:>4}{r['stride']:>7}"
+                   f"{r['dilation']:>6}{r['trained_dilation']:>12}{r['activation']:>9}{r['macs']:>7}  "
+                   f"{', '.join(r['inputs'])}")
+    click.echo(f"receptive field {graph.receptive_field} samples, {graph.params()} params, "
+               f"{graph.macs_per_sample()} MACs/sample, ring state {graph.state_elements()} values")
+    if summary["prediction_gain_db"] is not None:
+        click.echo(f"held-out prediction gain {summary['prediction_gain_db']:.2f} dB, "
+                   f"LPC-32 {summary['lpc32_gain_db']:.2f} dB")
+
+
+def _load_any(path: str):
+    from . import modeldir
+    from . import spec as spec_mod
+
+    if path.endswith(".toml"):
+        return spec_mod.to_graph(spec_mod.load(path)), {}
+    return modeldir.load(path)
+
+
+@main.command("spec")
+@command
+def spec_cmd():
+    """Print the default model spec (TOML), a starting point for --spec."""
+    from . import spec as spec_mod
+
+    click.echo(spec_mod.default_text(), nl=False)
+
+
+if __name__ == "__main__":
+    main()
