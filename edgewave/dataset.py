@@ -53,14 +53,13 @@ def scan(data: str, channel: int | None, min_length: int) -> list[Source]:
     """Find the sources behind --data, check them, and split each by time."""
     out = []
     for path in signals.iter_sources(data):
-        length, rate = 0, None
+        length, rate = 0, signals.signal_info(path, channel)[1]
         for chunk in signals.iter_chunks(path, BLOCK, channel):
             bad = ~np.isfinite(chunk)
             if bad.any():
                 raise UserError(f"{path}: sample {length + int(np.argmax(bad))} is NaN or infinite; "
                                 "clean the signal (e.g. interpolate gaps) before training")
             length += len(chunk)
-        rate = signals.load_signal(path, channel).sample_rate if length < BLOCK else _rate(path, channel)
         if length < min_length:
             raise UserError(f"{path}: {length} samples is too short; each file needs at least {min_length} "
                             "(10x the receptive field, split 80/10/10 into train/validation/test)")
@@ -69,11 +68,6 @@ def scan(data: str, channel: int | None, min_length: int) -> list[Source]:
     if len(rates) > 1:
         raise UserError(f"--data mixes sample rates {sorted(r for r in rates if r)}; resample to one rate first")
     return out
-
-
-def _rate(path: str, channel: int | None) -> int | None:
-    return signals.signal_info(path, channel).sample_rate if hasattr(signals, "signal_info") else \
-        signals.load_signal(path, channel).sample_rate
 
 
 def norm_stats(sources: list[Source], head: str) -> signals.NormStats:

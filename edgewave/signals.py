@@ -47,6 +47,12 @@ def load_signal(path: str | os.PathLike, channel: int | None = None) -> Signal:
     return Signal(samples=x, sample_rate=rate, source=str(path))
 
 
+def signal_info(path: str | os.PathLike, channel: int | None = None) -> tuple[int, int | None]:
+    """(number of samples, sample rate) without reading the samples (memory-mapped)."""
+    column, rate, _ = _open_column(path, channel, lazy=True)
+    return len(column), rate
+
+
 def iter_chunks(path: str | os.PathLike, chunk_samples: int,
                 channel: int | None = None) -> Iterator[np.ndarray]:
     """Yield float32 chunks of one channel, concatenating to load_signal(path).samples.

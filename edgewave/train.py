@@ -15,6 +15,8 @@ from .metrics import mulaw_decode, prediction_gain_db
 from .spec import Spec, to_graph
 from .tfimport import tensorflow
 
+LPC_ORDER = 32
+
 
 def configure_devices(cpu_devices: int) -> None:
     """Split the CPU into logical devices (tests distributed training without GPUs)."""
@@ -140,17 +142,18 @@ def to_value(graph: Graph, out: np.ndarray) -> np.ndarray:
 def evaluate(graph: Graph, model, sources, norm) -> dict:
     """Held-out prediction gain of the model and of LPC-32, skipping the first receptive field."""
     rf = graph.receptive_field
-    coeffs = lpc.fit(((b - norm.offset) / norm.scale for s in sources for b in s.blocks(0)), 32)
+    skip = max(rf, LPC_ORDER)  # score both predictors on the same samples
+    coeffs = lpc.fit(((b - norm.offset) / norm.scale for s in sources for b in s.blocks(0)), LPC_ORDER)
     targets, preds, lpc_preds = [], [], []
     for src in sources:
         x = (src.read(src.splits[2].start, src.splits[2].stop) - norm.offset) / norm.scale
-        if len(x) <= rf + 1:
+        if len(x) <= skip + 1:
             raise UserError(f"{src.path}: the test split ({len(x)} samples) is shorter than the receptive field "
                             f"({rf}); use a longer recording")
         pred = to_value(graph, predict_sequence(model, x, rf))
-        targets.append(x[rf:])
-        preds.append(pred[rf - 1:-1])                       # output at t predicts x[t+1]
-        lpc_preds.append(lpc.predict(x, coeffs)[rf - 32:])   # prediction of x[t] for t >= 32
+        targets.append(x[skip:])
+        preds.append(pred[skip - 1:-1])                             # output at t predicts x[t+1]
+        lpc_preds.append(lpc.predict(x, coeffs)[skip - LPC_ORDER:])  # predictions of x[t], t >= order
     target = np.concatenate(targets)
     return {"prediction_gain_db": round(prediction_gain_db(target, np.concatenate(preds)), 3),
             "lpc32_gain_db": round(prediction_gain_db(target, np.concatenate(lpc_preds)), 3),

@@ -31,9 +31,15 @@ def _trunc_div_pow2(x: np.ndarray, bits: int) -> np.ndarray:
 
 
 def tflite_round(x):
-    """TfLiteRound / std::round: half away from zero (numpy rounds half to even)."""
+    """TfLiteRound / std::round: half away from zero (numpy rounds half to even).
+
+    Works in the input's own precision without adding 0.5 first, which would round
+    0.49999997f up in float32.
+    """
     x = np.asarray(x)
-    return np.sign(x) * np.floor(np.abs(x) + x.dtype.type(0.5))
+    a = np.abs(x)
+    whole = np.floor(a)
+    return np.sign(x) * (whole + (a - whole >= 0.5))
 
 
 # -- gemmlowp scalar primitives on int32 -------------------------------------------

@@ -108,6 +108,7 @@ class _AlignedBufferT(schema.BufferT):
         if self.data is not None:
             raw = np.ascontiguousarray(self.data).view(np.uint8).ravel().tobytes()
             builder.StartVector(1, len(raw), _BUFFER_ALIGNMENT)
+            # Bulk copy as flatbuffers' own CreateNumpyVector does (which aligns to 1 only).
             builder.head -= len(raw)
             builder.Bytes[builder.head : builder.head + len(raw)] = raw
             data = builder.EndVector()
@@ -167,8 +168,11 @@ class ModelBuilder:
             arr = np.asarray(data)
             if arr.shape != shape:
                 raise ValueError(f"tensor {name!r}: data shape {arr.shape} != declared shape {shape}")
+            stored = arr.astype(np.dtype(dtype).newbyteorder("<"))
+            if not np.array_equal(stored, arr):
+                raise ValueError(f"tensor {name!r}: data does not fit {dtype} exactly")
             buf = _AlignedBufferT()
-            buf.data = np.ascontiguousarray(arr.astype(dtype, copy=False)).astype(np.dtype(dtype).newbyteorder("<"))
+            buf.data = np.ascontiguousarray(stored)
             t.buffer = len(self._buffers)
             self._buffers.append(buf)
         self._tensors.append(t)
@@ -201,7 +205,7 @@ class ModelBuilder:
         op.opcodeIndex = self._opcode(code, version)
         op.inputs = [-1 if t is None else t.index for t in inputs]
         op.outputs = [t.index for t in outputs]
-        table = _OPTIONS.get(name, _camel(name.lower()).capitalize() + "Options")
+        table = _OPTIONS.get(name, "".join(part.capitalize() for part in name.split("_")) + "Options")
         if table is not None and hasattr(schema, table + "T"):
             op.builtinOptionsType = getattr(schema.BuiltinOptions, table)
             op.builtinOptions = self._options(getattr(schema, table + "T")(), name, options)

@@ -1,0 +1,317 @@
+"""TFLite Micro's reference integer kernels (int8 and int16x8) in numpy.
+
+Each function does what the TFLM kernel's Prepare (parameters from the tensors'
+scales and zero points) and Eval (integer arithmetic) do together, and returns the
+quantized output with the input's dtype. Where TFLM's Prepare would fail, or where
+TFLM would silently compute something other than the tensors' meaning, a
+``ValueError`` says so instead. Mirrored files, in tensorflow/tflite-micro:
+``micro/kernels/{fully_connected_common,add_common,mul_common,tanh,logistic_common,
+pooling_common,pad,concatenation}.cc`` and
+``kernels/internal/reference/{integer_ops/,}{fully_connected,add,mul,tanh,logistic,pooling}.h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from edgewave.integer import fixedpoint as fp
+from edgewave.integer.sigmoid_table import SIGMOID_TABLE_UINT16
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Per-tensor affine quantization: real = scale * (q - zero_point).
+
+    ``scale`` is rounded to float32 because that is what the flatbuffer stores and
+    what TFLM's Prepare reads.
+    """
+
+    scale: float
+    zero_point: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "scale", float(np.float32(self.scale)))
+        object.__setattr__(self, "zero_point", int(self.zero_point))
+
+
+def _limits(dtype) -> tuple[int, int]:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.int8, np.int16):
+        raise ValueError(f"integer kernels take int8 or int16 tensors, got {dtype}")
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def activation_range(activation: str, out_q: QuantParams, dtype) -> tuple[int, int]:
+    """tflite::CalculateActivationRangeQuantized: clamp bounds of a fused activation."""
+    qmin, qmax = _limits(dtype)
+    scale = np.float32(out_q.scale)
+
+    def quantize(real: float) -> int:  # zero_point + TfLiteRound(f / scale), in float32
+        return out_q.zero_point + int(fp.tflite_round(np.float32(real) / scale))
+
+    activation = activation.upper()
+    if activation == "NONE":
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, quantize(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    raise ValueError(f"unsupported fused activation {activation!r}")
+
+
+def _require_zero_points_zero(kernel: str, **qs: QuantParams) -> None:
+    bad = [name for name, q in qs.items() if q.zero_point != 0]
+    if bad:
+        raise ValueError(f"int16 {kernel} needs zero point 0 (got nonzero for {', '.join(bad)})")
+
+
+# -- FULLY_CONNECTED ---------------------------------------------------------------
+
+
+def fully_connected(
+    x: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray | None,
+    x_q: QuantParams,
+    weight_scales,
+    out_q: QuantParams,
+    activation: str = "NONE",
+) -> np.ndarray:
+    """FULLY_CONNECTED: ``x [..., K]`` times symmetric int8 ``weights [N, K]`` -> ``[..., N]``.
+
+    int8: bias int32, ``acc = bias + Σ w·(x - zp_in)`` in int32, double-rounding
+    requantization, ``+ zp_out``, clamp. int16x8: zero points 0 (TFLM ignores them),
+    bias int64 (or none) with an int64 accumulator, requantized by the int64
+    MultiplyByQuantizedMultiplier (16-bit multiplier, single rounding); TFLM also takes
+    an int32 bias, then accumulates in int32 and double-rounds (LiteRT mis-reads such
+    models, so prefer int64). More than one weight scale selects TFLM's per-channel
+    path (multiplier from double(s_in)·double(s_w)/double(s_out)); one scale the
+    per-tensor path (multiplier from the float32 product s_in·s_w).
+    """
+    lo, hi = activation_range(activation, out_q, x.dtype)
+    weight_scales = np.atleast_1d(np.asarray(weight_scales, np.float32))
+    n_out, depth = weights.shape
+    if x.shape[-1] != depth:
+        raise ValueError(f"input depth {x.shape[-1]} != weights depth {depth}")
+    if weight_scales.size > 1:
+        if weight_scales.size != n_out:
+            raise ValueError(f"{weight_scales.size} weight scales for {n_out} output channels")
+        real = [float(np.float64(x_q.scale) * np.float64(s) / np.float64(out_q.scale)) for s in weight_scales]
+    else:  # GetQuantizedConvolutionMultipler: the product is formed in float32
+        real = [float(np.float64(np.float32(x_q.scale) * weight_scales[0]) / np.float64(out_q.scale))]
+    mult, shift = (np.array(v, np.int64) for v in zip(*(fp.quantize_multiplier(r) for r in real)))
+
+    xs = x.reshape(-1, depth).astype(np.int64)
+    w = weights.astype(np.int64)
+    if x.dtype == np.int8:
+        acc = (xs - x_q.zero_point) @ w.T
+        if bias is not None:
+            acc = acc + np.asarray(bias, np.int64)
+        out = fp.multiply_by_quantized_multiplier(fp.wrap_int32(acc), mult, shift) + out_q.zero_point
+    else:
+        _require_zero_points_zero("FULLY_CONNECTED", input=x_q, output=out_q)
+        acc = xs @ w.T
+        if bias is not None:
+            acc = acc + np.asarray(bias, np.int64)
+        if bias is not None and np.asarray(bias).dtype == np.int32:
+            # TFLM's int32-bias 16x8 variant accumulates in int32 and uses the int32 overload.
+            out = fp.multiply_by_quantized_multiplier(fp.wrap_int32(acc), mult, shift)
+        else:
+            out = fp.multiply_by_quantized_multiplier_int64(acc, mult, shift)
+    return np.clip(out, lo, hi).astype(x.dtype).reshape(*x.shape[:-1], n_out)
+
+
+# -- ADD / MUL ---------------------------------------------------------------------
+
+
+def add(
+    a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams, activation: str = "NONE"
+) -> np.ndarray:
+    """ADD (broadcasting): both inputs shifted left by 20 (int8) or 15 (int16), rescaled to
+    a common ``2·max(s_a, s_b)`` scale, summed, rescaled to the output (CalculateOpDataAdd)."""
+    if a.dtype != b.dtype:
+        raise ValueError(f"ADD inputs differ in dtype: {a.dtype} vs {b.dtype}")
+    lo, hi = activation_range(activation, out_q, a.dtype)
+    left_shift = 15 if a.dtype == np.int16 else 20
+    twice_max_input_scale = 2 * float(max(np.float32(a_q.scale), np.float32(b_q.scale)))
+    m_a, s_a = fp.quantize_multiplier_smaller_than_one(a_q.scale / twice_max_input_scale)
+    m_b, s_b = fp.quantize_multiplier_smaller_than_one(b_q.scale / twice_max_input_scale)
+    m_out, s_out = fp.quantize_multiplier_smaller_than_one(
+        twice_max_input_scale / ((1 << left_shift) * out_q.scale)
+    )
+
+    def scaled(x, q, m, s):  # MultiplyByQuantizedMultiplierSmallerThanOneExp((x - zp) << shift)
+        shifted = fp.wrap_int32((x.astype(np.int64) - q.zero_point) << left_shift)
+        return fp.multiply_by_quantized_multiplier(shifted, m, s)
+
+    raw_sum = fp.wrap_int32(scaled(a, a_q, m_a, s_a) + scaled(b, b_q, m_b, s_b))
+    out = fp.multiply_by_quantized_multiplier(raw_sum, m_out, s_out) + out_q.zero_point
+    return np.clip(out, lo, hi).astype(a.dtype)
+
+
+def mul(
+    a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams, activation: str = "NONE"
+) -> np.ndarray:
+    """MUL (broadcasting): one multiplier ``s_a·s_b/s_out`` applied to the int32 product
+    (CalculateOpDataMul + MulElementwise). int16 needs all zero points 0."""
+    if a.dtype != b.dtype:
+        raise ValueError(f"MUL inputs differ in dtype: {a.dtype} vs {b.dtype}")
+    lo, hi = activation_range(activation, out_q, a.dtype)
+    if a.dtype == np.int16:
+        _require_zero_points_zero("MUL", input1=a_q, input2=b_q, output=out_q)
+    m, s = fp.quantize_multiplier(np.float64(a_q.scale) * np.float64(b_q.scale) / np.float64(out_q.scale))
+    prod = fp.wrap_int32((a.astype(np.int64) - a_q.zero_point) * (b.astype(np.int64) - b_q.zero_point))
+    out = fp.multiply_by_quantized_multiplier(prod, m, s) + out_q.zero_point
+    return np.clip(out, lo, hi).astype(a.dtype)
+
+
+# -- TANH / LOGISTIC -----------------------------------------------------------------
+
+TANH_INT8_OUTPUT = QuantParams(1.0 / 128, 0)
+LOGISTIC_INT8_OUTPUT = QuantParams(1.0 / 256, -128)
+INT16_UNIT_OUTPUT = QuantParams(1.0 / 32768, 0)
+
+
+def _int8_transcendental_params(x_q: QuantParams) -> tuple[int, int, int]:
+    """Prepare of int8 TANH/LOGISTIC: input rescaled to gemmlowp Q4.27 (4 integer bits)."""
+    q, left_shift = np.frexp(np.float64(x_q.scale) * np.float64(1 << 27))
+    multiplier = int(fp.wrap_int32(int(fp.tflite_round(q * np.float64(1 << 31)))))
+    return multiplier, int(left_shift), fp.calculate_input_radius(4, int(left_shift), 31)
+
+
+def _int8_transcendental(x: np.ndarray, x_q: QuantParams, function, out_bits: int, out_offset: int) -> np.ndarray:
+    multiplier, left_shift, radius = _int8_transcendental_params(x_q)
+    centered = x.astype(np.int64) - x_q.zero_point
+    in_q4 = fp.multiply_by_quantized_multiplier(centered, multiplier, left_shift)
+    out = fp.rounding_divide_by_pot(function(in_q4, 4), 31 - out_bits) + out_offset
+    out = np.clip(out, -128, 127)
+    return np.where(centered <= -radius, -128, np.where(centered >= radius, 127, out)).astype(np.int8)
+
+
+def _int16_transcendental_params(x_q: QuantParams, out_q: QuantParams, pot_shifts: tuple[int, ...]) -> tuple[int, int]:
+    """Prepare of int16 TANH/LOGISTIC: input rescaled to 1/(3·4096) per LSB for the LUT."""
+    _require_zero_points_zero("TANH/LOGISTIC", input=x_q, output=out_q)
+    is_pot, out_log2 = fp.checked_log2(out_q.scale)
+    if not is_pot or out_log2 != -15:
+        raise ValueError(f"int16 TANH/LOGISTIC need output scale 2**-15, got {out_q.scale!r}")
+    is_pot, in_log2 = fp.checked_log2(x_q.scale)
+    left_shift = (15 - 3) + in_log2
+    if is_pot and left_shift in pot_shifts:
+        return 3 << left_shift, 0  # Eval's "power of two case"
+    multiplier = np.float64(x_q.scale) * 4096.0 * 3.0
+    left_shift = 0
+    while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
+        left_shift += 1
+        multiplier = multiplier * 2.0
+    return int(multiplier), left_shift
+
+
+def _int16_lut_input(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
+    rounding = (1 << (left_shift - 1)) if left_shift > 0 else 0
+    return fp.wrap_int32(x.astype(np.int64) * multiplier + rounding) >> left_shift
+
+
+def tanh(x: np.ndarray, x_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    """TANH. int8: gemmlowp fixed-point tanh; the result is always in 1/128 steps, zero
+    point 0 (TFLM does not check the output tensor, so ``out_q`` must be exactly that).
+    int16: 256-entry sigmoid table with linear interpolation; zero points 0, output scale
+    2**-15; a power-of-two input scale 2**-12 or 2**-11 takes TFLM's exact path."""
+    if x.dtype == np.int8:
+        if out_q != TANH_INT8_OUTPUT:
+            raise ValueError(f"int8 TANH output must be {TANH_INT8_OUTPUT}, got {out_q}")
+        return _int8_transcendental(x, x_q, fp.fixedpoint_tanh, 7, 0)
+    _limits(x.dtype)
+    multiplier, left_shift = _int16_transcendental_params(x_q, out_q, pot_shifts=(0, 1))
+    v = _int16_lut_input(x, multiplier, left_shift)
+    a = np.abs(v)
+    uh = np.minimum(a >> 8, 254)  # clamp only to keep the gather in range; saturated below
+    ua = SIGMOID_TABLE_UINT16[uh]
+    ub = SIGMOID_TABLE_UINT16[uh + 1]
+    result = np.where((a >> 8) >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
+    result = np.where(v >= 0, result - (1 << 23) + (1 << 7), -result + (1 << 23) + (1 << 7) - 1)
+    return (result >> 8).astype(np.int16)
+
+
+def logistic(x: np.ndarray, x_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    """LOGISTIC. int8: gemmlowp fixed-point logistic, output 1/256 steps with zero point
+    -128 (TFLM checks the zero point only). int16: sigmoid table with interpolation;
+    zero points 0, output scale 2**-15; input scale 2**-12 takes the exact path."""
+    if x.dtype == np.int8:
+        if out_q != LOGISTIC_INT8_OUTPUT:
+            raise ValueError(f"int8 LOGISTIC output must be {LOGISTIC_INT8_OUTPUT}, got {out_q}")
+        return _int8_transcendental(x, x_q, fp.fixedpoint_logistic, 8, -128)
+    _limits(x.dtype)
+    multiplier, left_shift = _int16_transcendental_params(x_q, out_q, pot_shifts=(0,))
+    v = _int16_lut_input(x, multiplier, left_shift)
+    a = np.abs(v)
+    uh = np.minimum(a >> 9, 254)
+    ua = SIGMOID_TABLE_UINT16[uh]
+    ub = SIGMOID_TABLE_UINT16[uh + 1]
+    result = np.where((a >> 9) >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+    result = np.where(v >= 0, result + (1 << 9), (1 << 25) - result + (1 << 9) - 1)
+    return (result >> 10).astype(np.int16)
+
+
+# -- pooling -------------------------------------------------------------------------
+
+
+def _pool_windows(x: np.ndarray, q: QuantParams, out_q: QuantParams, filter_hw, stride_hw) -> np.ndarray:
+    """NHWC input -> [N, OH, OW, C, fh*fw] windows (VALID padding)."""
+    _limits(x.dtype)
+    if out_q != q:  # PoolingPrepare: scales within 1e-6 and equal zero points
+        if abs(out_q.scale - q.scale) > 1e-6 or out_q.zero_point != q.zero_point:
+            raise ValueError("pooling needs identical input and output quantization")
+    fh, fw = filter_hw
+    sh, sw = stride_hw
+    win = np.lib.stride_tricks.sliding_window_view(x, (fh, fw), axis=(1, 2))[:, ::sh, ::sw]
+    return win.reshape(*win.shape[:4], fh * fw)
+
+
+def average_pool_2d(
+    x: np.ndarray, q: QuantParams, filter_hw, stride_hw=(1, 1), activation: str = "NONE", out_q: QuantParams | None = None
+) -> np.ndarray:
+    """AVERAGE_POOL_2D, VALID padding: mean of the raw values, ties away from zero
+    (``(acc ± n/2) / n`` with C division), then the fused-activation clamp."""
+    out_q = q if out_q is None else out_q
+    win = _pool_windows(x, q, out_q, filter_hw, stride_hw).astype(np.int64)
+    n = win.shape[-1]
+    acc = win.sum(axis=-1)
+    num = np.where(acc > 0, acc + n // 2, acc - n // 2)
+    avg = np.sign(num) * (np.abs(num) // n)  # C division truncates toward zero
+    lo, hi = activation_range(activation, out_q, x.dtype)
+    return np.clip(avg, lo, hi).astype(x.dtype)
+
+
+def max_pool_2d(
+    x: np.ndarray, q: QuantParams, filter_hw, stride_hw=(1, 1), activation: str = "NONE", out_q: QuantParams | None = None
+) -> np.ndarray:
+    """MAX_POOL_2D, VALID padding, then the fused-activation clamp."""
+    out_q = q if out_q is None else out_q
+    win = _pool_windows(x, q, out_q, filter_hw, stride_hw)
+    lo, hi = activation_range(activation, out_q, x.dtype)
+    return np.clip(win.max(axis=-1), lo, hi).astype(x.dtype)
+
+
+# -- data movement -------------------------------------------------------------------
+
+
+def concatenation(arrays: Sequence[np.ndarray], qs: Sequence[QuantParams], out_q: QuantParams, axis: int) -> np.ndarray:
+    """CONCATENATION: TFLM copies raw values and never requantizes, so every input must
+    carry exactly the output's quantization (LiteRT would requantize instead)."""
+    for i, q in enumerate(qs):
+        if q != out_q:
+            raise ValueError(f"CONCATENATION input {i} has {q}, output has {out_q}: TFLM would copy raw values")
+    return np.concatenate(arrays, axis=axis)
+
+
+def pad(x: np.ndarray, paddings, q: QuantParams) -> np.ndarray:
+    """PAD: int8 pads with the zero point; TFLM pads int16 with raw 0 whatever the zero point."""
+    _limits(x.dtype)
+    value = q.zero_point if x.dtype == np.int8 else 0
+    return np.pad(x, np.asarray(paddings, np.int64), constant_values=value)

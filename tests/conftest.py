@@ -1,0 +1,64 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEECH = ROOT / "edgewave" / "data" / "speech16k.wav"
+EDGEWAVE = [sys.executable, "-m", "edgewave.cli"]
+
+TINY_SPEC = """
+head = "regression"
+[train]
+window = 256
+batch = 4
+epochs = 2
+steps_per_epoch = 4
+patience = 2
+[[layers]]
+type = "dense"
+units = 4
+[[layers]]
+type = "residual"
+skip = true
+dilations = [1, 2, 4]
+layers = [{ type = "gated", filters = 4, kernel = 2 }, { type = "dense", units = 4 }]
+[[layers]]
+type = "skips"
+activation = "relu"
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tmp_path_factory):
+    p = tmp_path_factory.mktemp("spec") / "tiny.toml"
+    p.write_text(TINY_SPEC)
+    return p
+
+
+def run_edgewave(*args, cwd=None, timeout=600):
+    """Run the CLI in a fresh process, as a user would."""
+    return subprocess.run([*EDGEWAVE, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def assert_one_line_error(proc, phrase):
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert phrase.lower() in lines[0].lower(), lines[0]
+
+
+def have_qemu():
+    return shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
