@@ -73,9 +73,11 @@ def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, chan
     (MirroredStrategy over local devices, MultiWorkerMirroredStrategy when
     TF_CONFIG is set).
     """
+    from . import modeldir
     from . import spec as spec_mod
     from . import train as train_mod
 
+    modeldir.check_output_dir(out, modeldir.META_FILE)
     spec = spec_mod.load(spec_path) if spec_path else spec_mod.default()
     model, graph, meta = train_mod.fit(spec, data, channel=channel, epochs=epochs, max_minutes=max_minutes,
                                        seed=seed, cpu_devices=cpu_devices, quiet=False,
@@ -137,6 +139,43 @@ def _load_any(path: str):
     if path.endswith(".toml"):
         return spec_mod.to_graph(spec_mod.load(path)), {}
     return modeldir.load(path)
+
+
+@main.command()
+@click.argument("model", metavar="MODEL")
+@click.option("--data", required=True, metavar="PATH",
+              help="Signal for calibration and checks (the training recording works: calibration uses its "
+                   "training split, accuracy its test split).")
+@click.option("--precision", type=click.Choice(["int16x8", "int8", "float32"]), default="int16x8", show_default=True,
+              help="int16x8: 16-bit activations, 8-bit weights (near-float accuracy); int8: smallest and fastest; "
+                   "float32: no quantization.")
+@click.option("--out", required=True, metavar="OUT_DIR", help="Directory for the .tflite models, manifest and report.")
+@click.option("--window", type=click.IntRange(1), default=1024, show_default=True,
+              help="Time steps of model_full.tflite (whole-window inference for batch validation).")
+@click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
+@click.option("--check-samples", type=click.IntRange(1), default=20000, show_default=True,
+              help="Consecutive samples on which every runtime is compared.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
+@command
+def convert(model, data, precision, out, window, channel, check_samples, as_json):
+    """Quantize MODEL into streaming and full-window TFLite models, proven on real samples.
+
+    MODEL is a MODEL_DIR from `edgewave train` or a Keras 3 .keras file. The
+    streaming model takes one sample (`x`) plus the ring-buffer taps it needs
+    (`tap_<tensor>_<delay>`) and returns the prediction (`y`) and the values to
+    push into each ring (`new_<tensor>`), all addressed by signature name. The
+    numpy integer engine, TensorFlow Lite Micro and LiteRT are run on the same
+    samples and their differences reported.
+    """
+    from .convert.pipeline import convert as run_convert
+    from .convert.pipeline import human_report
+
+    report = run_convert(model, data, precision, out, window=window, channel=channel, check_samples=check_samples,
+                         quiet=as_json)
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(human_report(report), nl=False)
 
 
 @main.command("spec")

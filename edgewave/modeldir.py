@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -16,9 +17,8 @@ MODEL_FILE = "model.keras"
 META_FILE = "edgewave.json"
 
 
-@contextmanager
-def atomic_dir(out: str | Path, marker: str):
-    """Build a directory under a temporary name and move it into place only on success.
+def check_output_dir(out: str | Path, marker: str) -> Path:
+    """Refuse an output directory we must not replace, before any long work starts.
 
     An existing `out` is replaced only if it holds `marker` (our own earlier
     output); anything else is left alone with an error, never half-overwritten.
@@ -28,6 +28,16 @@ def atomic_dir(out: str | Path, marker: str):
         raise UserError(f"{out} exists and is a file; choose another output directory")
     if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
         raise UserError(f"{out} exists and was not written by edgewave; choose an empty or new directory")
+    parent = next((p for p in (out.absolute(), *out.absolute().parents) if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write to {out}: {parent} is not a writable directory; choose another output path")
+    return out
+
+
+@contextmanager
+def atomic_dir(out: str | Path, marker: str):
+    """Build a directory under a temporary name and move it into place only on success."""
+    out = check_output_dir(out, marker)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

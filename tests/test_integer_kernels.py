@@ -45,6 +45,8 @@ from edgewave.integer import (
     multiply_by_quantized_multiplier,
     pad,
     quantize_multiplier,
+    relu,
+    requantize,
     tanh,
 )
 from edgewave.tflite import ModelBuilder, read_model
@@ -73,6 +75,10 @@ LITERT_MAX_LSB = {
     ("CONCATENATION", "int16"): 0,
     ("PAD", "int8"): 0,
     ("PAD", "int16"): 0,
+    ("RELU", "int8"): 0,
+    ("RELU", "int16"): 0,
+    ("QUANTIZE", "int8"): 0,
+    ("QUANTIZE", "int16"): 0,
 }
 
 
@@ -412,6 +418,24 @@ def test_pad(dtype):
 
 
 # -- fixed-point primitives ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["RELU", "QUANTIZE"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_and_requantize(op, dtype):
+    rng = np.random.default_rng(3000 + 2 * DTYPES.index(dtype) + (op == "RELU"))
+    tally = Tally((op, dtype))
+    kernel = relu if op == "RELU" else requantize
+    for _ in range(CASES):
+        shape = [1, int(rng.integers(1, 6)), int(rng.integers(1, 20))]
+        x_q = random_act_quant(rng, dtype)
+        x = random_input(rng, shape, dtype)
+        real = dequantize(x, x_q)
+        out_q = calibrated_quant(rng, np.maximum(real, 0) if op == "RELU" else real, dtype)
+        expected = kernel(x, x_q, out_q)
+        model, arrays = build(op, {"x": (x, x_q)}, shape, x.dtype, out_q)
+        check_case(tally, model, arrays, expected)
+    tally.check()
 
 
 def test_quantize_multiplier_edge_cases():

@@ -21,6 +21,8 @@ from edgewave.integer.kernels import (
     max_pool_2d,
     mul,
     pad,
+    relu,
+    requantize,
     tanh,
 )
 
@@ -40,6 +42,8 @@ __all__ = [
     "multiply_by_quantized_multiplier",
     "multiply_by_quantized_multiplier_int64",
     "pad",
+    "relu",
+    "requantize",
     "quantize_multiplier",
     "rounding_divide_by_pot",
     "saturating_rounding_doubling_high_mul",

@@ -315,3 +315,27 @@ def pad(x: np.ndarray, paddings, q: QuantParams) -> np.ndarray:
     _limits(x.dtype)
     value = q.zero_point if x.dtype == np.int8 else 0
     return np.pad(x, np.asarray(paddings, np.int64), constant_values=value)
+
+
+# -- RELU / QUANTIZE (requantize) ------------------------------------------------------
+
+
+def _rescale(x: np.ndarray, x_q: QuantParams, out_q: QuantParams, lo: int, hi: int) -> np.ndarray:
+    """zp_out + MultiplyByQuantizedMultiplier(x - zp_in, s_in/s_out), clamped: shared by RELU and QUANTIZE."""
+    mult, shift = fp.quantize_multiplier(float(np.float64(x_q.scale) / np.float64(out_q.scale)))
+    out = fp.multiply_by_quantized_multiplier(x.astype(np.int64) - x_q.zero_point, mult, shift) + out_q.zero_point
+    return np.clip(out, lo, hi).astype(x.dtype)
+
+
+def relu(x: np.ndarray, x_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    """RELU (TFLM CalculateReluOpData + ReluQuantized): rescale, then clamp below at the output's zero."""
+    qmin, qmax = _limits(x.dtype)
+    if x.dtype == np.int16:
+        _require_zero_points_zero("RELU", input=x_q, output=out_q)
+    return _rescale(x, x_q, out_q, max(qmin, out_q.zero_point), qmax)
+
+
+def requantize(x: np.ndarray, x_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    """QUANTIZE int8->int8 / int16->int16 (TFLM reference_ops::Requantize)."""
+    qmin, qmax = _limits(x.dtype)
+    return _rescale(x, x_q, out_q, qmin, qmax)

@@ -1,0 +1,1 @@
+"""Conversion: Graph -> op program -> quantized program -> TFLite models and manifest."""
