@@ -96,10 +96,14 @@ class Engine:
         self._op = (lambda op, xs: _int_op(program, op, xs)) if program.quantized else _float_op
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, samples_seen: int = 0) -> None:
+        """Back to the initial state. `samples_seen` only moves where each ring's head starts
+        (as after that many samples), which must not change any output."""
         p = self.prog
         self.rings = {name: Ring(length, p.tensors[name].channels, p.zero_code(name), p.dtype)
                       for name, length in p.ring_lengths().items()}
+        for ring in self.rings.values():
+            ring.head = samples_seen % len(ring.buf)
 
     # -- streaming ----------------------------------------------------------------
     def step(self, x) -> np.ndarray:

@@ -265,4 +265,16 @@ def to_graph(spec: Spec) -> Graph:
         raise UserError(f"layers {low.skips} are marked skip = true but no 'skips' layer sums them")
     channels = 1 if spec.head == "regression" else 2 ** spec.mulaw_bits
     low.add(Node("head", "conv", (last.name,), channels))
-    return Graph(nodes=low.nodes, output="head", head=spec.head, mulaw_bits=spec.mulaw_bits)
+    return Graph(nodes=_live(low.nodes, "head"), output="head", head=spec.head, mulaw_bits=spec.mulaw_bits)
+
+
+def _live(nodes: list[Node], output: str) -> list[Node]:
+    """Drop layers the output does not depend on (e.g. the last residual add when skips feed the head)."""
+    by = {n.name: n for n in nodes}
+    needed, todo = set(), [output]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(by[name].inputs)
+    return [n for n in nodes if n.name in needed or n.op == "input"]

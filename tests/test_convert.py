@@ -1,0 +1,187 @@
+"""Conversion: streaming == full window, numpy engine == TFLite Micro, on real signals and random architectures."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgewave import signals
+from edgewave import spec as spec_mod
+from edgewave.convert import export, pipeline, program
+from edgewave.convert.pipeline import dequantize_output, quantize_input
+from edgewave.engine import Engine
+from edgewave.frontend.build import build_model, get_weights
+from edgewave.runners import KerasRunner, LiteRTStream, TFLMStream, run_full
+from edgewave.tflite import read_model
+
+from conftest import SPEECH, assert_one_line_error, run_edgewave
+from strategies import specs
+
+SPEECH_X = signals.load_signal(SPEECH).samples / 0.1  # roughly unit variance, as after normalisation
+
+
+def random_graph(spec_dict, seed):
+    graph = spec_mod.to_graph(spec_mod.parse(spec_dict))
+    keras.utils.set_random_seed(seed)
+    model = build_model(graph)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # non-zero biases, so zero points and bias paths are exercised
+        w = layer.get_weights()
+        if len(w) == 2:
+            layer.set_weights([w[0], rng.normal(0, 0.3, w[1].shape).astype(np.float32)])
+    graph.weights = get_weights(model, graph)
+    return graph, model
+
+
+def stream_taps_keep_quantization(prog, model_bytes):
+    """Every ring input tensor carries exactly the quantization of the tensor that fills it."""
+    summary = read_model(model_bytes)
+    sig = summary.signatures["serving_default"]
+    for name, ds in prog.ring_delays().items():
+        q = prog.tensors[name].q
+        for d in ds:
+            t = summary.tensors[sig["inputs"][export.tap_name(name, d)]]
+            if q is not None:
+                assert t.scale == (np.float32(q.scale),) and t.zero_point == (q.zero_point,), name
+        if name != prog.input:
+            pushed = summary.tensors[sig["outputs"][export.push_name(name)]]
+            assert pushed.scale == t.scale and pushed.zero_point == t.zero_point
+
+
+def check_all_runtimes(graph, model, x, precision):
+    rings = max(program.lower(graph).ring_lengths().values(), default=0)
+    n = min(len(x), rings + 160)
+    x = x[:n]
+    fprog, prog = pipeline.build(graph, x, precision)
+    stream = export.stream_model(prog)
+    full = export.full_model(prog, n)
+    ops = {o.name for o in read_model(stream).ops} | {o.name for o in read_model(full).ops}
+    assert not ops & pipeline.FORBIDDEN_OPS
+    if precision == "float32":
+        ref = KerasRunner(model).run(x)
+        eng = Engine(prog).run_sequence(x)
+        np.testing.assert_allclose(eng, ref, rtol=1e-4, atol=1e-4)
+        lit = LiteRTStream(prog, stream).run(x)
+        lit_full = run_full(full, x, np.float32)
+        assert np.abs(lit - lit_full).max() <= 1e-5 * max(1.0, np.abs(lit_full).max())
+        return 0
+    xq = quantize_input(prog, x)
+    engine = Engine(prog)
+    seq = engine.run_sequence(xq)
+    np.testing.assert_array_equal(engine.stream(xq[:60]), seq[:60])  # ring buffers == shifted sequence
+    tflm = TFLMStream(prog, stream).run(xq)
+    np.testing.assert_array_equal(tflm, seq, err_msg="numpy engine differs from TFLite Micro")
+    lit = LiteRTStream(prog, stream).run(xq)
+    np.testing.assert_array_equal(lit, run_full(full, xq, prog.dtype), err_msg="LiteRT streaming != full window")
+    stream_taps_keep_quantization(prog, stream)
+    return int(np.abs(lit.astype(np.int64) - tflm).max())
+
+
+LITERT_VS_TFLM = {"int8": [], "int16x8": []}
+
+
+@pytest.mark.parametrize("precision", ["int8", "int16x8", "float32"])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(spec_dict=specs(max_dilation=512, max_channels=32, heads=("regression", "mulaw")), seed=st.integers(0, 999),
+       offset=st.integers(0, 100_000))
+def test_random_architectures_agree_everywhere(precision, spec_dict, seed, offset):
+    graph, model = random_graph(spec_dict, seed)
+    diff = check_all_runtimes(graph, model, SPEECH_X[offset:], precision)
+    if precision != "float32":
+        LITERT_VS_TFLM[precision].append(diff)
+
+
+def test_report_litert_vs_tflm_on_random_architectures():
+    # Not hidden: LiteRT's reference FULLY_CONNECTED rounds differently (see test_integer_kernels).
+    for precision, diffs in LITERT_VS_TFLM.items():
+        if diffs:
+            print(f"LiteRT(BUILTIN_REF) vs TFLM, {precision}: max {max(diffs)} LSB over {len(diffs)} random models")
+
+
+def test_ring_position_near_the_32_bit_wrap():
+    graph, _ = random_graph({"layers": [{"type": "conv", "filters": 3, "kernel": 3, "dilation": 7},
+                                        {"type": "pool", "kind": "max", "size": 2, "dilation": 5}]}, 1)
+    _, prog = pipeline.build(graph, SPEECH_X[:2000], "int8")
+    xq = quantize_input(prog, SPEECH_X[5000:5400])
+    fresh = Engine(prog).stream(xq)
+    late = Engine(prog)
+    late.reset(samples_seen=2**32 - 3)
+    np.testing.assert_array_equal(late.stream(xq), fresh)
+    late.reset()
+    np.testing.assert_array_equal(late.stream(xq), fresh)  # reset returns exactly to the initial state
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, tiny_spec):
+    out = tmp_path_factory.mktemp("conv") / "model"
+    proc = run_edgewave("train", "--data", SPEECH, "--spec", tiny_spec, "--out", out, "--seed", "2")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize("precision", ["int8", "int16x8", "float32"])
+def test_convert_bundled_recording(tmp_path, tiny_model, precision):
+    out = tmp_path / "out"
+    proc = run_edgewave("convert", tiny_model, "--data", SPEECH, "--precision", precision, "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    for key in ("precision", "ops_full", "ops_stream", "float_gain_db", "quant_gain_db", "stream_vs_full_max_abs_diff",
+                "engine_vs_tflm_max_lsb", "litert_ref_vs_tflm_max_lsb", "state_bytes"):
+        assert key in r
+    assert r["checked_samples"] >= 20000
+    assert not set(r["ops_full"] + r["ops_stream"]) & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
+    if precision == "float32":
+        assert r["stream_vs_full_max_abs_diff"] <= 1e-5 and r["engine_vs_tflm_max_lsb"] < 1e-4
+    else:
+        assert r["stream_vs_full_max_abs_diff"] == 0 and r["engine_vs_tflm_max_lsb"] == 0
+        assert not {"QUANTIZE", "DEQUANTIZE"} & set(r["ops_stream"])
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model_full.tflite", "model_stream.tflite",
+                                                      "program.npz", "report.txt"]
+    manifest, prog, stream = pipeline.load(out)
+    assert prog.precision == precision and manifest["state_bytes"] == prog.state_bytes()
+    assert manifest["state"] and all(s["length"] >= 1 for s in manifest["state"])
+
+
+def test_plain_keras_dilated_model_runs_identically_in_tflm_and_litert(tmp_path):
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, 1))
+    h = L.Conv1D(8, 2, dilation_rate=1, padding="causal", activation="relu")(inp)
+    h = L.Conv1D(8, 2, dilation_rate=2, padding="causal", activation="relu")(h)
+    h = L.Conv1D(8, 2, dilation_rate=4, padding="causal", activation="relu")(h)
+    keras.Model(inp, L.Conv1D(1, 1)(h)).save(tmp_path / "user.keras")
+    proc = run_edgewave("convert", tmp_path / "user.keras", "--data", SPEECH, "--precision", "int8",
+                        "--out", tmp_path / "out", "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["engine_vs_tflm_max_lsb"] == 0 and r["stream_vs_full_max_abs_diff"] == 0
+    # TFLM no longer miscomputes the dilated convs (it was off by up to 214 LSB via SPACE_TO_BATCH_ND).
+    # LiteRT's reference FULLY_CONNECTED requantizes in float and differs from TFLM by <= 1 LSB per
+    # layer (test_integer_kernels); through these 4 layers that compounds to a few LSB on a few outputs.
+    assert r["litert_ref_vs_tflm_max_lsb"] <= 4
+    assert r["litert_ref_vs_tflm_differing"] < 0.1 * r["checked_samples"]
+
+
+def test_convert_bad_input(tmp_path, tiny_model):
+    out = tmp_path / "out"
+    short = tmp_path / "short.npy"
+    np.save(short, np.random.default_rng(0).normal(size=100))
+    assert_one_line_error(run_edgewave("convert", tiny_model, "--data", short, "--out", out), "too short")
+    slow = tmp_path / "8k.wav"
+    signals.write_wav(slow, signals.load_signal(SPEECH).samples[:40000], 8000)
+    assert_one_line_error(run_edgewave("convert", tiny_model, "--data", slow, "--out", out), "8000 Hz")
+    inp = keras.Input((None, 1))
+    keras.Model(inp, keras.layers.Conv1D(1, 3, padding="same")(inp)).save(tmp_path / "same.keras")
+    assert_one_line_error(run_edgewave("convert", tmp_path / "same.keras", "--data", SPEECH, "--out", out),
+                          "padding='same'")
+    inp = keras.Input((None, 1))
+    keras.Model(inp, keras.layers.GRU(1, return_sequences=True)(inp)).save(tmp_path / "gru.keras")
+    assert_one_line_error(run_edgewave("convert", tmp_path / "gru.keras", "--data", SPEECH, "--out", out), "recurrent")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(run_edgewave("convert", tiny_model, "--data", SPEECH, "--out", blocker / "sub"),
+                          "writable")
+    assert not out.exists()
