@@ -14,9 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job on the bundled example: train, convert, emit, build, simulate, results table.
+EW   := $(VENV)/bin/edgewave
+DATA := edgewave/data/speech16k.wav
+
+## The main job on the bundled example: train, show the model, convert to int16x8 and prove it.
 demo: $(STAMP)
-	$(VENV)/bin/edgewave demo --out runs/demo
+	$(EW) train --data $(DATA) --out runs/demo/model
+	$(EW) info runs/demo/model
+	$(EW) convert runs/demo/model --data $(DATA) --precision int16x8 --out runs/demo/int16x8
 
 ## The test suite (QEMU tests run when arm-none-eabi-gcc and qemu-system-arm are installed).
 test: $(STAMP)

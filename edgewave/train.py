@@ -98,6 +98,10 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     args = (norm, cfg["window"], cfg["batch"])
     train = dataset.train_dataset(sources, *args, seed, graph.head, graph.mulaw_bits)
     val = dataset.eval_dataset(sources, *args[:1], 1, cfg["window"], cfg["batch"], graph.head, graph.mulaw_bits)
+    # The first rf-1 outputs of a window see zero padding instead of signal; a streaming model never does.
+    # Leave them out of the loss so every step fits the full-context prediction that is deployed and scored.
+    mask = tf.constant(np.arange(cfg["window"]) >= rf - 1, tf.float32)[None, :]
+    train, val = (d.map(lambda x, y: (x, y, tf.broadcast_to(mask, tf.shape(y)[:2]))) for d in (train, val))
     callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True),
                  _Progress(cfg["epochs"], max_minutes, quiet)]
     t0 = time.monotonic()

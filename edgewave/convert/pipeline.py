@@ -75,9 +75,10 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
     rf = graph.receptive_field
     n = len(x)
     train_split, _, test_split = signals.split_by_time(n)
-    if n < 2 * rf + 2 or len(x[test_split]) <= rf + 1:
+    need = max(20 * rf, 2000)  # the test split (10 %) must hold two receptive fields
+    if n < need:
         raise UserError(f"{data}: {n} samples is too short for a receptive field of {rf}; "
-                        f"give at least {20 * rf} samples for calibration and checks")
+                        f"give at least {need} samples for calibration and checks")
     x_cal = x[train_split][:calibration_samples]
     _log(quiet, f"calibrating on {len(x_cal)} consecutive samples ({precision})")
     fprog, prog = build(graph, x_cal, precision)
