@@ -208,14 +208,16 @@ def fixed_quant(kind: str, precision: str) -> QuantParams:
     return TANH_INT8_OUTPUT if kind == "tanh" else LOGISTIC_INT8_OUTPUT
 
 
+MIN_SCALE = 1e-6  # TFLM's TANH/LOGISTIC Prepare needs input_scale * 2**27 > 1 (int8); a floor keeps silent
+                  # (all-zero) calibration tensors inside what every kernel accepts
+
+
 def quant_from_range(lo: float, hi: float, precision: str) -> QuantParams:
     """Affine int8 (zero point anywhere) or symmetric int16 (zero point 0, as TFLM's int16 kernels need)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8
     if precision == "int16x8":
-        return QuantParams(max(-lo, hi) / 32767.0, 0)
-    scale = (hi - lo) / 255.0
+        return QuantParams(max(max(-lo, hi) / 32767.0, MIN_SCALE), 0)
+    scale = max((hi - lo) / 255.0, MIN_SCALE)
     zp = int(np.clip(np.round(-128 - lo / scale), -128, 127))
     return QuantParams(scale, zp)
 

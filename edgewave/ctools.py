@@ -1,0 +1,250 @@
+"""Build and run generated C models: on the host, and on Cortex-M cores emulated by QEMU.
+
+A model directory provides ``edgewave_model.h`` (``ew_q_t``, ``EW_OUTPUTS``,
+``ew_model_state``, ``ew_model_init``, ``ew_model_step_q``) and ``.c`` files.  The
+mains in ``firmware/examples`` stream raw little-endian ``ew_q_t`` codes through it:
+``host_main.c`` from files given on its command line, ``qemu_main.c`` from ``IN.bin``
+to ``OUT.bin`` via semihosting, printing the exact instruction count of the steps
+(SysTick under ``-icount shift=7``: one instruction = 128 ns of virtual time).
+
+Compilers run quietly: ``-Werror`` and ``--fatal-warnings`` make every warning an
+error, the output of every tool goes to ``<out_dir>/build.log``, and a failure
+raises :class:`UserError` with the first error line.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgewave.errors import UserError
+
+__all__ = ["TARGETS", "Target", "build_host", "run_host", "build_cortex_m", "run_qemu", "have_cortex_m_tools"]
+
+_HERE = Path(__file__).resolve().parent
+# Installed wheel: edgewave/firmware; source checkout: firmware/ next to edgewave/.
+FIRMWARE = next((p for p in (_HERE / "firmware", _HERE.parent / "firmware") if (p / "cortex-m").is_dir()),
+                _HERE.parent / "firmware")
+
+CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
+INSTALL_HINT = "install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+ARM_CC, ARM_SIZE, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    cpu_flags: tuple[str, ...]
+    machine: str | None      # QEMU board that runs it; None: build only
+    ldscript: str | None     # in firmware/cortex-m
+    tick: tuple[int, int] = (5, 16)  # instructions per SysTick tick (num, den): 1e9 / (f_cpu · 128 ns)
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("host", (), None, None),
+    # microbit is an nRF51 Cortex-M0 at 16 MHz: same ARMv6-M instruction set as the M0+.
+    Target("cortex-m0plus", ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
+           "microbit", "microbit.ld", (125, 256)),
+    Target("cortex-m4", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+           "mps2-an386", "mps2-an386.ld"),
+    Target("cortex-m7", ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
+           "mps2-an500", "mps2-an500.ld"),
+    # AN505 runs secure at 20 MHz: code 0x10000000, RAM 0x38000000.
+    Target("cortex-m33", ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
+           "mps2-an505", "mps2-an505.ld", (25, 64)),
+)}
+
+
+def _missing(run: bool) -> list[str]:
+    missing = [t for t in (ARM_CC, ARM_SIZE) + ((QEMU,) if run else ()) if not shutil.which(t)]
+    if shutil.which(ARM_CC) and not _have_newlib():
+        missing.append("newlib (nano.specs)")
+    return missing
+
+
+@functools.lru_cache(maxsize=None)
+def _have_newlib() -> bool:
+    out = subprocess.run([ARM_CC, "-print-file-name=nano.specs"], capture_output=True, text=True).stdout.strip()
+    return Path(out).is_absolute() and Path(out).is_file()
+
+
+def have_cortex_m_tools() -> bool:
+    """True when arm-none-eabi-gcc with newlib and qemu-system-arm are installed."""
+    return not _missing(run=True)
+
+
+def _require(run: bool) -> None:
+    if missing := _missing(run):
+        raise UserError(f"{', '.join(missing)} not found: {INSTALL_HINT}")
+
+
+def _target(name: str) -> Target:
+    if name not in TARGETS or name == "host":
+        raise UserError(f"unknown Cortex-M target {name!r}; choose one of {', '.join(list(TARGETS)[1:])}")
+    return TARGETS[name]
+
+
+def _first_error(text: str) -> str:
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    pat = re.compile(r"\berror\b|undefined reference|multiple definition|cannot find|no such file", re.I)
+    hits = [l for l in lines if pat.search(l) and not l.startswith(("collect2", "cc1"))]
+    return (hits or lines or ["(no output)"])[0]
+
+
+def _tool(cmd: list[str], out_dir: Path, what: str, cwd: Path | None = None) -> str:
+    """Run a build tool, append its output to build.log, raise UserError on failure."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    except OSError as e:
+        raise UserError(f"{what} failed: {e}") from None
+    with open(out_dir / "build.log", "a") as log:
+        log.write("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise UserError(f"{what} failed: {_first_error(proc.stderr + proc.stdout)}")
+    return proc.stdout
+
+
+def _flags(include_dirs, defines) -> list[str]:
+    return [f"-I{Path(d).resolve()}" for d in include_dirs] + [f"-D{d}" for d in defines]
+
+
+def build_host(sources, include_dirs, out_dir, defines=(), sanitize=False) -> Path:
+    """Compile the model sources with ``firmware/examples/host_main.c`` into ``out_dir/ew_host``."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise UserError("no C compiler found: install gcc")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exe = out_dir / "ew_host"
+    extra = ["-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitize else []
+    srcs = [str(Path(s).resolve()) for s in sources] + [str(FIRMWARE / "examples" / "host_main.c")]
+    _tool([cc, *CFLAGS, *extra, *_flags(include_dirs, defines), *srcs, "-o", str(exe)], out_dir, "host C build")
+    return exe
+
+
+def _codes(codes) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 1 or codes.dtype not in (np.int8, np.int16):
+        raise UserError(f"input codes must be a 1-D int8 or int16 array, got {codes.dtype} with shape {codes.shape}")
+    return codes
+
+
+def _read_outputs(path: Path, codes: np.ndarray) -> np.ndarray:
+    out = np.fromfile(path, dtype=codes.dtype.newbyteorder("<")).astype(codes.dtype)
+    if len(codes) == 0:
+        return out.reshape(0, 0)
+    if out.size % len(codes):
+        raise UserError(f"{path.name} holds {out.size} codes, not a multiple of the {len(codes)} inputs")
+    return out.reshape(len(codes), -1)
+
+
+def run_host(binary, codes, timeout: float = 300) -> np.ndarray:
+    """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS), same dtype."""
+    codes = _codes(codes)
+    with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
+        tmp = Path(tmp)
+        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+        try:
+            proc = subprocess.run([str(Path(binary).resolve()), "IN.bin", "OUT.bin"], cwd=tmp,
+                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
+        if proc.returncode != 0:
+            raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
+        return _read_outputs(tmp / "OUT.bin", codes)
+
+
+def _section_kind(name: str) -> str | None:
+    for kind, prefixes in (("text", (".text", ".ARM.exidx", ".vectors")), ("rodata", (".rodata",)),
+                           ("data", (".data",)), ("bss", (".bss", "COMMON"))):
+        if name.startswith(prefixes):
+            return kind
+    return None
+
+
+def _sizes(elf: Path, map_file: Path, model_objs: list[Path], out_dir: Path) -> dict:
+    """text/rodata/data/bss bytes of the whole image, and under "model" of the model's own objects."""
+    sizes = dict.fromkeys(("text", "rodata", "data", "bss"), 0)
+    for line in _tool([ARM_SIZE, "-A", str(elf)], out_dir, "arm-none-eabi-size").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit() and (kind := _section_kind(parts[0])):
+            sizes[kind] += int(parts[1])
+    model = dict.fromkeys(sizes, 0)
+    memory_map = map_file.read_text().split("Linker script and memory map", 1)[-1]
+    names = {str(o) for o in model_objs}
+    # input-section lines: " .text.fn  0xADDR  0xSIZE  /path/obj.o" (name may wrap onto its own line)
+    for name, addr, size, obj in re.findall(r"^ (\.\S+|COMMON)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (\S+\.o)$",
+                                            memory_map, re.M):
+        if obj in names and (kind := _section_kind(name)):
+            model[kind] += int(size, 16)
+    sizes["model"] = model
+    return sizes
+
+
+def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[Path, dict]:
+    """Link the model sources with the startup code and ``qemu_main.c`` for a Cortex-M target.
+
+    Returns the ELF and its sizes in bytes: ``text``, ``rodata``, ``data``, ``bss`` of the
+    whole image (newlib stdio included) and ``model`` with the same keys for the model's
+    own objects after ``--gc-sections``.
+    """
+    t = _target(target)
+    _require(run=False)
+    out_dir = Path(out_dir)
+    (out_dir / "obj").mkdir(parents=True, exist_ok=True)
+    cm = FIRMWARE / "cortex-m"
+    cflags = [*CFLAGS, *t.cpu_flags, "-ffunction-sections", "-fdata-sections",
+              f"-DEW_TICK_NUM={t.tick[0]}u", f"-DEW_TICK_DEN={t.tick[1]}u", *_flags(include_dirs, defines)]
+    objs = []
+    for i, src in enumerate([*sources, cm / "startup.c", FIRMWARE / "examples" / "qemu_main.c"]):
+        obj = (out_dir / "obj" / f"{i:02d}_{Path(src).stem}.o").resolve()
+        _tool([ARM_CC, *cflags, "-c", str(Path(src).resolve()), "-o", str(obj)], out_dir, f"{target} C build")
+        objs.append(obj)
+    elf, map_file = (out_dir / f"edgewave_{target}.elf").resolve(), (out_dir / f"edgewave_{target}.map").resolve()
+    _tool([ARM_CC, *t.cpu_flags, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
+           f"-L{cm}", "-T", str(cm / t.ldscript), "-Wl,--gc-sections", "-Wl,--fatal-warnings",
+           f"-Wl,-Map={map_file}", *map(str, objs), "-o", str(elf)], out_dir, f"{target} link")
+    return elf, _sizes(elf, map_file, objs[:len(sources)], out_dir)
+
+
+_RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)")
+
+
+def run_qemu(target, elf, codes, timeout: float = 300) -> tuple[np.ndarray, dict]:
+    """Stream ``codes`` through an ELF from :func:`build_cortex_m` on its QEMU board.
+
+    Returns the outputs shaped (samples, EW_OUTPUTS) and ``{"instructions", "samples",
+    "max_step"}``: the exact instructions of all ``ew_model_step_q`` calls and of the
+    longest one (QEMU counts instructions, not cycles).
+    """
+    t = _target(target)
+    if t.machine is None:
+        raise UserError(f"{target} is build-only: QEMU has no board for it")
+    _require(run=True)
+    codes = _codes(codes)
+    with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
+        tmp = Path(tmp)
+        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+        cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
+               "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
+               "-kernel", str(Path(elf).resolve())]
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"QEMU {t.machine} did not finish within {timeout:g} s") from None
+        match = _RESULT.search(proc.stdout)
+        if proc.returncode != 0 or not match:
+            raise UserError(f"QEMU {t.machine} failed (exit {proc.returncode}): "
+                            f"{_first_error(proc.stderr + proc.stdout)}")
+        stats = dict(zip(("samples", "instructions", "max_step"), map(int, match.groups())))
+        if stats["samples"] != len(codes):
+            raise UserError(f"QEMU {t.machine} stepped {stats['samples']} of {len(codes)} samples")
+        return _read_outputs(tmp / "OUT.bin", codes), stats

@@ -1,0 +1,45 @@
+/* Host runner: prog IN.bin OUT.bin
+ * IN.bin holds raw ew_q_t input codes, OUT.bin receives EW_OUTPUTS raw ew_q_t
+ * codes per input, both in the host's byte order (little-endian on x86/Arm). */
+#include <stdio.h>
+#include <stdlib.h>
+#include "edgewave_model.h"
+
+#define CHUNK 256
+
+static int fail(const char *what, const char *path)
+{
+    fprintf(stderr, "error: %s %s\n", what, path);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    static ew_model_state state;
+    static ew_q_t in[CHUNK], out[CHUNK * EW_OUTPUTS];
+    FILE *fi, *fo;
+    long bytes;
+    size_t n, i;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s IN.bin OUT.bin\n", argc ? argv[0] : "prog");
+        return 2;
+    }
+    if (!(fi = fopen(argv[1], "rb"))) return fail("cannot open input", argv[1]);
+    if (fseek(fi, 0, SEEK_END) != 0 || (bytes = ftell(fi)) < 0 || fseek(fi, 0, SEEK_SET) != 0)
+        return fail("cannot determine the size of", argv[1]);
+    if ((unsigned long)bytes % sizeof(ew_q_t) != 0)
+        return fail("size is not a multiple of sizeof(ew_q_t):", argv[1]);
+    if (!(fo = fopen(argv[2], "wb"))) return fail("cannot create output", argv[2]);
+
+    ew_model_init(&state);
+    while ((n = fread(in, sizeof in[0], CHUNK, fi)) > 0) {
+        for (i = 0; i < n; i++) ew_model_step_q(&state, in[i], &out[i * EW_OUTPUTS]);
+        if (fwrite(out, sizeof out[0], n * EW_OUTPUTS, fo) != n * EW_OUTPUTS)
+            return fail("cannot write", argv[2]);
+    }
+    if (ferror(fi)) return fail("cannot read", argv[1]);
+    fclose(fi);
+    if (fclose(fo) != 0) return fail("cannot write", argv[2]);
+    return 0;
+}

@@ -1,0 +1,80 @@
+/* Cortex-M runner under QEMU: reads IN.bin (raw ew_q_t codes) through semihosting,
+ * steps the model, writes OUT.bin (EW_OUTPUTS codes per step) and prints
+ *   EW_RESULT samples=N instructions=M max_step=K
+ * where M is the exact instruction count of all ew_model_step_q calls (argument
+ * setup and call included), measured with SysTick under `-icount shift=7`.
+ * One SysTick tick = EW_TICK_NUM/EW_TICK_DEN instructions (5/16 at 25 MHz). */
+#include <stdint.h>
+#include <stdio.h>
+#include "edgewave_model.h"
+
+#ifndef EW_TICK_NUM
+#define EW_TICK_NUM 5u
+#define EW_TICK_DEN 16u
+#endif
+#define CHUNK 64
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+static uint32_t instructions(uint32_t t_before, uint32_t t_after)
+{
+    uint64_t ticks = (t_before - t_after) & 0xFFFFFFu; /* down-counter, wraps at most once */
+    return (uint32_t)((ticks * EW_TICK_NUM + EW_TICK_DEN / 2u) / EW_TICK_DEN);
+}
+
+static const char *u64(uint64_t v, char buf[21])
+{
+    char *p = buf + 20;
+    *p = '\0';
+    do *--p = (char)('0' + v % 10u); while (v /= 10u);
+    return p;
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "error: %s\n", what);
+    return 1;
+}
+
+int main(void)
+{
+    static ew_model_state state;
+    static ew_q_t in[CHUNK], out[CHUNK * EW_OUTPUTS];
+    uint64_t total = 0, samples = 0;
+    uint32_t overhead, max_step = 0, t0, t1, d;
+    char b1[21], b2[21], b3[21];
+    FILE *fi, *fo;
+    size_t n, i;
+
+    if (!(fi = fopen("IN.bin", "rb"))) return fail("cannot open IN.bin");
+    if (!(fo = fopen("OUT.bin", "wb"))) return fail("cannot create OUT.bin");
+
+    SYST_RVR = 0xFFFFFFu;
+    SYST_CVR = 0u;
+    SYST_CSR = 5u; /* enable, processor clock, no interrupt */
+    t0 = SYST_CVR;
+    t1 = SYST_CVR;
+    overhead = instructions(t0, t1); /* cost of the measurement itself */
+
+    ew_model_init(&state);
+    while ((n = fread(in, sizeof in[0], CHUNK, fi)) > 0) {
+        for (i = 0; i < n; i++) {
+            t0 = SYST_CVR;
+            ew_model_step_q(&state, in[i], &out[i * EW_OUTPUTS]);
+            t1 = SYST_CVR;
+            d = instructions(t0, t1) - overhead;
+            total += d;
+            if (d > max_step) max_step = d;
+        }
+        samples += n;
+        if (fwrite(out, sizeof out[0], n * EW_OUTPUTS, fo) != n * EW_OUTPUTS) return fail("cannot write OUT.bin");
+    }
+    if (ferror(fi)) return fail("cannot read IN.bin");
+    fclose(fi);
+    if (fclose(fo) != 0) return fail("cannot write OUT.bin");
+    printf("EW_RESULT samples=%s instructions=%s max_step=%s\n", u64(samples, b1), u64(total, b2),
+           u64(max_step, b3));
+    return 0;
+}
