@@ -178,6 +178,44 @@ def convert(model, data, precision, out, window, channel, check_samples, as_json
         click.echo(human_report(report), nl=False)
 
 
+@main.command()
+@click.argument("out_dir", metavar="OUT_DIR")
+@click.option("--out", "c_dir", required=True, metavar="C_DIR", help="Directory for the generated C.")
+@click.option("--prefix", default="model", show_default=True,
+              help="C identifier prefix of the API (NAME_init, NAME_step_q, NAME_state).")
+@click.option("--target", type=click.Choice(["portable", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m0plus"]),
+              default="portable", show_default=True,
+              help="Core to build and measure for (the C itself is portable; cores with DSP use SMLAD paths).")
+@click.option("--no-measure", is_flag=True, help="Only write the files: skip the host/QEMU build, check and count.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
+@command
+def emit(out_dir, c_dir, prefix, target, no_measure, as_json):
+    """Generate interpreter-free streaming C from a converted OUT_DIR.
+
+    Writes NAME.h / NAME.c (const weights, one kernel call per op, all state in
+    a user-owned NAME_state), the edgewave C runtime, TensorFlow Lite Micro glue
+    (the .tflite as a C array, op resolver, arena size), a CMakeLists.txt and a
+    README. Unless --no-measure, the code is compiled for the host and checked
+    against the numpy integer engine, and when arm-none-eabi-gcc and
+    qemu-system-arm are installed, run on an emulated Cortex-M4 to count
+    instructions per sample.
+    """
+    from .emit.pipeline import emit as run_emit
+
+    report = run_emit(out_dir, c_dir, prefix, target, measure=not no_measure)
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"wrote {len(report['files'])} files to {c_dir}")
+    click.echo(f"  RAM {report['ram_bytes']} B (ring history {report['min_state_bytes']} B); "
+               f"TFLite Micro would need {report['tflm_ram_bytes']} B (arena {report['tflm_arena_bytes']} B + state)")
+    if "flash_bytes" in report:
+        click.echo(f"  flash {report['flash_bytes']} B on Cortex-M4 (model_stream.tflite is {report['tflite_bytes']} B)")
+    if "m4_instructions_per_sample" in report:
+        click.echo(f"  Cortex-M4: {report['m4_instructions_per_sample']} instructions/sample, "
+                   f"{report['m4_instructions_per_mac']} per MAC ({report['macs_per_sample']} MACs)")
+
+
 @main.command("spec")
 @command
 def spec_cmd():

@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from edgewave.errors import UserError
+from edgewave.paths import package_dir
 
 __all__ = ["TARGETS", "Target", "build_host", "run_host", "build_cortex_m", "run_qemu", "have_cortex_m_tools"]
 
-_HERE = Path(__file__).resolve().parent
 # Installed wheel: edgewave/firmware; source checkout: firmware/ next to edgewave/.
-FIRMWARE = next((p for p in (_HERE / "firmware", _HERE.parent / "firmware") if (p / "cortex-m").is_dir()),
-                _HERE.parent / "firmware")
+FIRMWARE = package_dir("firmware")
 
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 INSTALL_HINT = "install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
@@ -125,7 +124,7 @@ def build_host(sources, include_dirs, out_dir, defines=(), sanitize=False) -> Pa
     exe = out_dir / "ew_host"
     extra = ["-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitize else []
     srcs = [str(Path(s).resolve()) for s in sources] + [str(FIRMWARE / "examples" / "host_main.c")]
-    _tool([cc, *CFLAGS, *extra, *_flags(include_dirs, defines), *srcs, "-o", str(exe)], out_dir, "host C build")
+    _tool([cc, *CFLAGS, *extra, *_flags(include_dirs, defines), *srcs, "-o", str(exe), "-lm"], out_dir, "host C build")
     return exe
 
 
@@ -210,7 +209,7 @@ def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[
     elf, map_file = (out_dir / f"edgewave_{target}.elf").resolve(), (out_dir / f"edgewave_{target}.map").resolve()
     _tool([ARM_CC, *t.cpu_flags, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
            f"-L{cm}", "-T", str(cm / t.ldscript), "-Wl,--gc-sections", "-Wl,--fatal-warnings",
-           f"-Wl,-Map={map_file}", *map(str, objs), "-o", str(elf)], out_dir, f"{target} link")
+           f"-Wl,-Map={map_file}", *map(str, objs), "-lm", "-o", str(elf)], out_dir, f"{target} link")
     return elf, _sizes(elf, map_file, objs[:len(sources)], out_dir)
 
 

@@ -53,7 +53,9 @@ def quantize_input(prog, x: np.ndarray) -> np.ndarray:
         return x.astype(np.float32)
     q = prog.tensors[prog.input].q
     info = np.iinfo(prog.dtype)
-    return np.clip(np.round(x / q.scale) + q.zero_point, info.min, info.max).astype(prog.dtype)
+    v = np.asarray(x, np.float64) / np.float32(q.scale)
+    rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)  # half away from zero, as TFLM and C's roundf
+    return np.clip(rounded + q.zero_point, info.min, info.max).astype(prog.dtype)
 
 
 def dequantize_output(prog, y: np.ndarray) -> np.ndarray:

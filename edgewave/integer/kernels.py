@@ -335,6 +335,8 @@ def _int16_transcendental_params(x_q: QuantParams, out_q: QuantParams, pot_shift
     while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
         left_shift += 1
         multiplier = multiplier * 2.0
+    if multiplier > fp.INT32_MAX:  # TFLM stores it in an int32
+        raise ValueError(f"int16 TANH/LOGISTIC input scale {x_q.scale!r} is too large")
     return TranscendentalParams(0, int(multiplier), left_shift)
 
 

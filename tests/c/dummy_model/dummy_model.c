@@ -31,6 +31,6 @@ void ew_model_step_q(ew_model_state *s, ew_q_t x, ew_q_t out[EW_OUTPUTS])
     for (i = 0; i < EW_DUMMY_TAPS; i++)
         fir += coef[i] * s->ring[(s->pos + EW_DUMMY_TAPS - i) % EW_DUMMY_TAPS];
     s->acc = ((s->acc * 7) >> 3) + (fir >> 2);
-    out[0] = sat(s->acc >> 3);
+    out[0] = sat(s->acc >> 2);
     out[1] = sat(fir >> 1);
 }

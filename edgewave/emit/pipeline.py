@@ -1,0 +1,142 @@
+"""`edgewave emit`: render the C for a converted model, then build and measure it where tools exist."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .. import __version__, ctools
+from ..convert import pipeline as convert_pipeline
+from ..engine import Engine
+from ..errors import UserError
+from ..modeldir import atomic_dir
+from ..paths import package_dir
+from . import plan as plan_mod
+from . import tflm
+
+TARGETS = ("portable", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m0plus")
+MARKER = ".edgewave-emit"
+MEASURE_SAMPLES = 2000
+
+
+def runtime_files() -> list[tuple[Path, str]]:
+    """(source, path inside C_DIR) for the C runtime."""
+    fw = package_dir("firmware")
+    out = [(p, f"edgewave_rt/include/{p.name}") for p in sorted((fw / "include").glob("*.h"))]
+    out += [(p, f"edgewave_rt/src/{p.name}") for p in sorted((fw / "src").glob("*.[ch]"))]
+    return out
+
+
+def render(manifest: dict, prog, stream: bytes, prefix: str) -> tuple[dict[str, str], dict]:
+    """{relative path: text} for every generated file, plus the numbers the report needs."""
+    p = plan_mod.plan(prog, prefix)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(package_dir("templates"))),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=False)
+    info = np.iinfo(prog.dtype)
+    arena = tflm.measured_arena_bytes(stream)
+    ram = plan_mod.ram_bytes(p)
+    ctx = {
+        "version": __version__, "prefix": prefix, "P": prefix.upper(), "guard": f"{prefix.upper()}_H",
+        "precision": prog.precision, "receptive_field": manifest["receptive_field"],
+        "macs": sum(int(op.weights.size) for op in prog.ops if op.kind == "fc"),
+        "outputs": prog.tensors[prog.output].channels, "ram_bytes": ram, "state_bytes": prog.state_bytes(),
+        "sample_rate": manifest.get("sample_rate") or 0,
+        "input_scale": repr(prog.tensors[prog.input].q.scale), "input_zero_point": prog.tensors[prog.input].q.zero_point,
+        "output_scale": repr(prog.tensors[prog.output].q.scale),
+        "output_zero_point": prog.tensors[prog.output].q.zero_point,
+        "norm_offset": repr(float(manifest["normalization"]["offset"])),
+        "norm_scale": repr(float(manifest["normalization"]["scale"])),
+        "head": prog.head, "mulaw_bits": prog.mulaw_bits, "ctype": p.ctype, "qmin": info.min, "qmax": info.max,
+        "rings": p.rings, "scratch_size": p.scratch_size, "consts": p.consts, "calls": p.calls,
+        "zero_points": {name: prog.zero_code(name) for name in prog.tensors},
+        "input_ref": f"({plan_mod._ref(p, prog.input, 0)})", "output_ref": plan_mod._ref(p, prog.output, 0),
+        "arena_measured": arena, "margin_pct": round(100 * (tflm.ARENA_MARGIN - 1)),
+        "arena_size": int(np.ceil(arena * tflm.ARENA_MARGIN / 16) * 16),
+        "resolver_ops": [tflm.RESOLVER_METHODS[o] for o in tflm.ops(stream)],
+        "model_bytes": tflm.c_array(stream), "model_size": len(stream),
+    }
+    rt = runtime_files()
+    ctx["runtime_sources"] = [dst for _, dst in rt if dst.endswith(".c")]
+    files = {
+        f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
+        f"{prefix}.c": env.get_template("model.c.j2").render(ctx),
+        "edgewave_model.h": env.get_template("edgewave_model.h.j2").render(ctx),
+        f"{prefix}_tflm.h": env.get_template("tflm_model.h.j2").render(ctx),
+        f"{prefix}_tflm.cc": env.get_template("tflm_model.cc.j2").render(ctx),
+        "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(ctx),
+        "README.md": env.get_template("README.md.j2").render(ctx),
+    }
+    for src, dst in rt:
+        files[dst] = src.read_text()
+    numbers = {"ram_bytes": ram, "min_state_bytes": prog.state_bytes(), "tflm_arena_bytes": arena,
+               "tflm_ram_bytes": arena + prog.state_bytes(), "macs_per_sample": ctx["macs"],
+               "tflite_bytes": len(stream)}
+    return files, numbers
+
+
+def c_sources(c_dir: Path, prefix: str) -> tuple[list[Path], list[Path]]:
+    srcs = [c_dir / f"{prefix}.c"] + sorted((c_dir / "edgewave_rt" / "src").glob("*.c"))
+    return srcs, [c_dir, c_dir / "edgewave_rt" / "include", c_dir / "edgewave_rt" / "src"]
+
+
+def measure_input(prog, n: int = MEASURE_SAMPLES) -> np.ndarray:
+    """A deterministic stand-in signal (a chirp plus noise in the input's quantized range)."""
+    t = np.arange(n)
+    x = 1.5 * np.sin(2 * np.pi * (0.002 + 0.1 * t / n) * t) + 0.3 * np.random.default_rng(0).normal(size=n)
+    return convert_pipeline.quantize_input(prog, x.astype(np.float32))
+
+
+def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
+    """Compile the emitted code, check it against the numpy engine, count Cortex-M4 instructions."""
+    result = {}
+    codes = measure_input(prog)
+    want = Engine(prog).run_sequence(codes)
+    srcs, incs = c_sources(c_dir, prefix)
+    with tempfile.TemporaryDirectory(prefix="edgewave-emit-") as tmp:
+        tmp = Path(tmp)
+        binary = ctools.build_host(srcs, incs, tmp / "host")
+        got = ctools.run_host(binary, codes)
+        if not np.array_equal(got, want):
+            raise UserError("the emitted C differs from the numpy integer engine on the host; "
+                            "please report this as a bug with the OUT_DIR attached")
+        result["host_matches_engine"] = True
+        if ctools.have_cortex_m_tools():
+            for name in {"cortex-m4", target} - {"portable"}:
+                elf, sizes = ctools.build_cortex_m(name, srcs, incs, tmp / name)
+                key = name.replace("cortex-", "")
+                result[f"{key}_text_bytes"] = sizes["model"]["text"]
+                result[f"{key}_rodata_bytes"] = sizes["model"]["rodata"]
+                if ctools.TARGETS[name].machine:
+                    out, stats = ctools.run_qemu(name, elf, codes)
+                    if not np.array_equal(out, want):
+                        raise UserError(f"the emitted C differs from the numpy engine on {name} (QEMU); please report")
+                    per_sample = stats["instructions"] / stats["samples"]
+                    result[f"{key}_instructions_per_sample"] = round(per_sample, 1)
+            m4 = result.get("m4_text_bytes")
+            if m4 is not None:
+                result["flash_bytes"] = result["m4_text_bytes"] + result["m4_rodata_bytes"]
+    return result
+
+
+def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portable", measure: bool = True) -> dict:
+    prefix = plan_mod.check_prefix(prefix)
+    if target not in TARGETS:
+        raise UserError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+    manifest, prog, stream = convert_pipeline.load(out_dir)
+    files, numbers = render(manifest, prog, stream, prefix)
+    with atomic_dir(c_dir, MARKER) as tmp:
+        for rel, text in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        (tmp / MARKER).write_text(f"edgewave {__version__}\n")
+        report = {"files": sorted(files), **numbers, "target": target, "prefix": prefix}
+        if measure:
+            report.update(verify_and_measure(tmp, prefix, prog, target))
+            if "m4_instructions_per_sample" in report:
+                report["m4_instructions_per_mac"] = round(report["m4_instructions_per_sample"] / numbers["macs_per_sample"], 3)
+    return report

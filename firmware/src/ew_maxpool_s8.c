@@ -1,0 +1,16 @@
+/* ew_maxpool_s8.c - MAX_POOL_2D over n_taps tap vectors, per channel (TFLM reference
+ * integer MaxPool; edgewave.integer.maxpool_eval with a (1, n_taps) filter). */
+#include "ew_fixedpoint.h"
+
+void ew_maxpool_s8(const int8_t *const *taps, int32_t n_taps, int32_t channels,
+                   const ew_pool_params *p, int8_t *out)
+{
+    int32_t c, t;
+    for (c = 0; c < channels; ++c) {
+        int32_t m = taps[0][c];
+        for (t = 1; t < n_taps; ++t) {
+            m = ew_max(m, taps[t][c]);
+        }
+        out[c] = (int8_t)ew_clamp(m, p->act_min, p->act_max);
+    }
+}

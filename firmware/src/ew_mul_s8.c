@@ -1,0 +1,10 @@
+/* ew_mul_s8.c - MUL of two int8_t vectors (TFLM reference integer MUL; edgewave.integer.mul_eval). */
+#include "ew_fixedpoint.h"
+
+void ew_mul_s8(const int8_t *a, const int8_t *b, int32_t n, const ew_mul_params *p, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int8_t)ew_mul_one(a[i], b[i], p);
+    }
+}

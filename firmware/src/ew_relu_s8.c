@@ -1,0 +1,11 @@
+/* ew_relu_s8.c - RELU of a int8_t vector with requantization (TFLM ReluQuantized;
+ * edgewave.integer.relu_eval, parameters from relu_params). */
+#include "ew_fixedpoint.h"
+
+void ew_relu_s8(const int8_t *x, int32_t n, const ew_requant_params *p, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int8_t)ew_requant_one(x[i], p);
+    }
+}

@@ -1,0 +1,11 @@
+/* ew_requant_s16.c - QUANTIZE int16_t -> int16_t (TFLM reference_ops::Requantize;
+ * edgewave.integer.requant_eval, parameters from requant_params). */
+#include "ew_fixedpoint.h"
+
+void ew_requant_s16(const int16_t *x, int32_t n, const ew_requant_params *p, int16_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int16_t)ew_requant_one(x[i], p);
+    }
+}

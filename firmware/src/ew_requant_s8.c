@@ -1,0 +1,11 @@
+/* ew_requant_s8.c - QUANTIZE int8_t -> int8_t (TFLM reference_ops::Requantize;
+ * edgewave.integer.requant_eval, parameters from requant_params). */
+#include "ew_fixedpoint.h"
+
+void ew_requant_s8(const int8_t *x, int32_t n, const ew_requant_params *p, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int8_t)ew_requant_one(x[i], p);
+    }
+}
