@@ -7,8 +7,9 @@
  * The numbers in the parameter structs are produced by the Python ``*_params``
  * functions (edgewave.integer: fc_params, add_params, mul_params, relu_params,
  * requant_params, tanh_params, logistic_params, pool_params) and written by the C
- * emitter as constants. Each struct's fields are the scalar fields of the Python
- * dataclass, in the same order (dataclasses.astuple works).
+ * emitter as constants. Each struct's fields are the int fields of the Python
+ * dataclass, in the same order (FCParams' tuples of per-channel multipliers and shifts
+ * become the mult/shift arrays); tests/test_c_kernels.py checks the correspondence.
  *
  * Conventions
  *   - C99, no malloc, no global state: every kernel is a pure function of its
