@@ -11,8 +11,11 @@ import json
 import sys
 
 import click
+import numpy as np
 
 from .errors import UserError
+
+BACKEND_CHOICES = ["keras", "float", "int", "litert", "tflm", "c", "qemu-m4", "qemu-m7", "qemu-m33"]
 
 
 def command(fn):
@@ -214,6 +217,89 @@ def emit(out_dir, c_dir, prefix, target, no_measure, as_json):
     if "m4_instructions_per_sample" in report:
         click.echo(f"  Cortex-M4: {report['m4_instructions_per_sample']} instructions/sample, "
                    f"{report['m4_instructions_per_mac']} per MAC ({report['macs_per_sample']} MACs)")
+
+
+@main.command()
+@click.argument("out_dir", metavar="OUT_DIR")
+@click.option("--data", required=True, metavar="PATH", help="Signal to stream (WAV / .npy / .csv).")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="int", show_default=True,
+              help="Where to run: keras/float (float reference), int (numpy integer engine), litert, tflm, "
+                   "c (emitted C on this machine), qemu-m4/m7/m33 (emitted C on an emulated Cortex-M).")
+@click.option("--compare", multiple=True, type=click.Choice(BACKEND_CHOICES), metavar="BACKEND",
+              help="Also run these backends and report the LSB difference to each (repeatable).")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
+@click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
+@click.option("--plot", "plot_path", metavar="FILE.png", help="Draw signal, predictions, error and its histogram.")
+@click.option("--anomaly", "anomaly_path", metavar="FILE.csv",
+              help="Write the per-sample prediction error (anomaly score) and a flag above the threshold learned "
+                   "on the first 80 % of the data.")
+@click.option("--generate", type=click.IntRange(1), metavar="N",
+              help="After streaming the data (the priming), generate N samples by feeding predictions back.")
+@click.option("--out", "gen_out", metavar="FILE.wav", help="Where --generate writes its samples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling in --generate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@command
+def simulate(out_dir, data, backend, compare, limit, channel, plot_path, anomaly_path, generate, gen_out, seed,
+             as_json):
+    """Stream a signal sample by sample through a converted model, as the device will.
+
+    Reports the prediction gain against the signal, the SNR of the prediction
+    against the float model's, the LSB difference to every --compare backend,
+    time per sample (desktop backends) or exact instructions per sample (QEMU),
+    and RAM/flash of the emitted C.
+    """
+    from . import simulate as sim
+
+    if generate and not gen_out:
+        raise UserError("--generate needs --out FILE.wav for the generated samples")
+    conv = sim.Converted.load(out_dir)
+    try:
+        x = sim.load_data(conv, data, channel, limit)
+        names = [backend] + [b for b in compare if b != backend]
+        if "float" not in names:
+            names.append("float")
+        results = {}
+        for name in names:
+            results[name] = sim.run_backend(name, conv, x, sim.progress_printer(name, len(x), as_json))
+        float_pred = sim.predictions(conv, results["float"])
+        main_res = results[backend]
+        report = sim.compare(conv, main_res, [results[b] for b in compare if b != backend], x, float_pred)
+        report["backends"] = {name: res.extra for name, res in results.items()}
+        rf = conv.manifest["receptive_field"]
+        pred = sim.predictions(conv, main_res)
+        norm = conv.manifest["normalization"]
+        if plot_path:
+            from .plot import plot
+
+            shown = {backend: pred, **{b: sim.predictions(conv, results[b]) for b in compare if b != backend}}
+            plot(plot_path, x, shown, rf, conv.manifest.get("sample_rate"), norm["scale"], norm["offset"])
+            report["plot"] = plot_path
+        if anomaly_path:
+            train = slice(0, int(0.8 * len(x)))
+            err = np.abs(x[1:] - pred[:-1])[rf:train.stop]
+            threshold = float(np.quantile(err, 0.999)) if err.size else float("inf")
+            report["anomaly_threshold"] = threshold * norm["scale"]
+            report["anomalies"] = sim.anomaly_csv(anomaly_path, x, pred, rf, threshold)
+            report["anomaly_csv"] = anomaly_path
+        if generate:
+            from .signals import write_wav
+
+            gen = sim.generate(conv, backend, x, generate, seed)
+            rate = conv.manifest.get("sample_rate") or 16000
+            write_wav(gen_out, gen * norm["scale"] + norm["offset"], rate)
+            report["generated"] = {"file": gen_out, "samples": int(generate)}
+    finally:
+        sim.cleanup(conv)
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"{report['backend']}: {report['samples']} samples, prediction gain {report['prediction_gain_db']:.2f} dB"
+               + (f", SNR vs float {report['snr_vs_float_db']:.1f} dB" if "snr_vs_float_db" in report else ""))
+    for other, d in report["max_lsb_diff"].items():
+        click.echo(f"  vs {other}: max {d:g}, mean {report['mean_lsb_diff'][other]:.3g} LSB")
+    for key in ("us_per_sample", "instructions_per_sample", "ram_bytes", "flash_bytes", "anomalies", "plot"):
+        if key in report:
+            click.echo(f"  {key.replace('_', ' ')}: {report[key]}")
 
 
 @main.command("spec")

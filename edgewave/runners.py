@@ -55,12 +55,14 @@ class _TFLiteStream(Runner):
         self.prog = prog
         self.quantized = prog.quantized
 
-    def run(self, x):
+    def run(self, x, progress=None):
         p = self.prog
         delays = p.ring_delays()
         rings = {n: Ring(max(ds), p.tensors[n].channels, p.zero_code(n), p.dtype) for n, ds in delays.items()}
         out = []
-        for v in np.asarray(x, p.dtype):
+        for i, v in enumerate(np.asarray(x, p.dtype)):
+            if progress is not None and i % 500 == 0:
+                progress(i)
             self.set("x", np.full((1, 1, 1), v, p.dtype))
             for n, ds in delays.items():
                 for d in ds:
@@ -69,6 +71,8 @@ class _TFLiteStream(Runner):
             out.append(self.get("y").reshape(-1))
             for n, ring in rings.items():
                 ring.push(np.asarray([v], p.dtype) if n == p.input else self.get(push_name(n)).reshape(-1))
+        if progress is not None:
+            progress(len(out))
         return np.stack(out)
 
 

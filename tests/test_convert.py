@@ -138,8 +138,8 @@ def test_convert_bundled_recording(tmp_path, tiny_model, precision):
     else:
         assert r["stream_vs_full_max_abs_diff"] == 0 and r["engine_vs_tflm_max_lsb"] == 0
         assert not {"QUANTIZE", "DEQUANTIZE"} & set(r["ops_stream"])
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model_full.tflite", "model_stream.tflite",
-                                                      "program.npz", "report.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.keras", "model_full.tflite",
+                                                      "model_stream.tflite", "program.npz", "report.txt"]
     manifest, prog, stream = pipeline.load(out)
     assert prog.precision == precision and manifest["state_bytes"] == prog.state_bytes()
     assert manifest["state"] and all(s["length"] >= 1 for s in manifest["state"])

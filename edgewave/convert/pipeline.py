@@ -149,7 +149,9 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
     }
     npz = io.BytesIO()
     np.savez(npz, **arrays)
-    files = {"model_full.tflite": full, "model_stream.tflite": stream, "program.npz": npz.getvalue()}
+    keras_file = Path(model_path) / modeldir.MODEL_FILE if Path(model_path).is_dir() else Path(model_path)
+    files = {"model_full.tflite": full, "model_stream.tflite": stream, "program.npz": npz.getvalue(),
+             "model.keras": keras_file.read_bytes()}  # the float reference travels with the conversion
     manifest["files"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
     with modeldir.atomic_dir(out, MANIFEST) as tmp:
         for name, blob in files.items():

@@ -1,0 +1,237 @@
+"""`edgewave simulate`: stream a signal through any backend and say how the device will behave.
+
+Every backend goes through `Backend.run(x)` on the same normalised samples and
+returns the model's raw outputs (integer codes for integer backends), so they
+can be compared LSB for LSB; `predictions()` turns raw outputs into predicted
+samples in the model domain.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import ctools, signals
+from .convert import pipeline as convert_pipeline
+from .errors import UserError
+from .metrics import mulaw_decode, prediction_gain_db, snr_db
+from .runners import EngineRunner, KerasRunner, LiteRTStream, TFLMStream
+
+BACKENDS = ("keras", "float", "int", "litert", "tflm", "c", "qemu-m4", "qemu-m7", "qemu-m33")
+QEMU_TARGETS = {"qemu-m4": "cortex-m4", "qemu-m7": "cortex-m7", "qemu-m33": "cortex-m33"}
+
+
+@dataclass
+class Converted:
+    """An OUT_DIR from `convert`, loaded once."""
+
+    path: Path
+    manifest: dict
+    prog: object
+    stream: bytes
+    fprog: object = None
+    _c_dir: Path | None = None
+    _tmp: object = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, out_dir: str) -> "Converted":
+        manifest, prog, stream = convert_pipeline.load(out_dir)
+        return cls(Path(out_dir), manifest, prog, stream)
+
+    def float_program(self):
+        if self.fprog is None:
+            from .convert.program import lower
+            from .frontend.importer import import_model, load_keras
+
+            self.fprog = lower(import_model(load_keras(self.path / "model.keras")))
+        return self.fprog
+
+    def c_dir(self) -> Path:
+        """The emitted C for this model, rendered once into a temporary directory."""
+        if self._c_dir is None:
+            from .emit.pipeline import emit
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="edgewave-sim-")
+            self._c_dir = Path(self._tmp.name) / "c"
+            emit(str(self.path), str(self._c_dir), "model", measure=False)
+        return self._c_dir
+
+
+@dataclass
+class Result:
+    backend: str
+    raw: np.ndarray
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def run_backend(name: str, conv: Converted, x: np.ndarray, progress=None) -> Result:
+    prog = conv.prog
+    quantized = name not in ("keras", "float") and prog.quantized
+    inp = convert_pipeline.quantize_input(prog, x) if quantized else x.astype(np.float32)
+    t0 = time.perf_counter()
+    extra = {}
+    if name == "keras":
+        from .frontend.importer import load_keras
+
+        raw = KerasRunner(load_keras(conv.path / "model.keras")).run(inp)
+    elif name == "float":
+        raw = EngineRunner(conv.float_program()).run(inp)
+    elif name == "int":
+        raw = EngineRunner(prog).run(inp)
+    elif name in ("litert", "tflm"):
+        raw = (LiteRTStream if name == "litert" else TFLMStream)(prog, conv.stream).run(inp, progress=progress)
+    elif name == "c" or name in QEMU_TARGETS:
+        from .emit.pipeline import c_sources
+        from .emit.plan import plan, ram_bytes
+
+        if not prog.quantized:
+            raise UserError(f"the {name} backend runs the emitted integer C; convert with --precision int16x8 or int8")
+        srcs, incs = c_sources(conv.c_dir(), "model")
+        extra["ram_bytes"] = ram_bytes(plan(prog, "model"))
+        with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
+            if name == "c":
+                t0 = time.perf_counter()
+                raw = ctools.run_host(ctools.build_host(srcs, incs, Path(tmp)), inp)
+            else:
+                if not ctools.have_cortex_m_tools():
+                    raise UserError(f"the {name} backend needs the Arm cross toolchain and QEMU: "
+                                    "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
+                elf, sizes = ctools.build_cortex_m(QEMU_TARGETS[name], srcs, incs, Path(tmp))
+                raw, stats = ctools.run_qemu(QEMU_TARGETS[name], elf, inp, timeout=3600)
+                extra["instructions_per_sample"] = round(stats["instructions"] / max(stats["samples"], 1), 1)
+                extra["flash_bytes"] = sizes["model"]["text"] + sizes["model"]["rodata"]
+    else:
+        raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    seconds = time.perf_counter() - t0
+    if name not in QEMU_TARGETS:
+        extra["us_per_sample"] = round(1e6 * seconds / max(len(x), 1), 2)
+    return Result(name, np.asarray(raw), seconds, extra)
+
+
+def predictions(conv: Converted, res: Result) -> np.ndarray:
+    """Raw outputs -> predicted next samples (model domain)."""
+    prog = conv.prog
+    quantized = res.backend not in ("keras", "float") and prog.quantized
+    y = convert_pipeline.dequantize_output(prog, res.raw) if quantized else np.asarray(res.raw, np.float32)
+    if prog.head == "mulaw":
+        return mulaw_decode(np.argmax(y, axis=-1), prog.mulaw_bits)
+    return y[..., 0]
+
+
+def load_data(conv: Converted, data: str, channel=None, limit=None) -> np.ndarray:
+    sig = signals.load_signal(data, channel)
+    rate = conv.manifest.get("sample_rate")
+    if rate and sig.sample_rate and rate != sig.sample_rate:
+        raise UserError(f"{data} is sampled at {sig.sample_rate} Hz but the model expects {rate} Hz; "
+                        f"resample it first (sox in.wav -r {rate} out.wav)")
+    x = sig.samples
+    if limit is not None:
+        if limit > len(x):
+            raise UserError(f"--limit {limit} is beyond the {len(x)} samples in {data}; use at most {len(x)}")
+        x = x[:limit]
+    rf = conv.manifest["receptive_field"]
+    if len(x) <= rf + 1:
+        raise UserError(f"{len(x)} samples is shorter than the receptive field ({rf}); give more samples")
+    norm = conv.manifest["normalization"]
+    return ((x.astype(np.float64) - norm["offset"]) / norm["scale"]).astype(np.float32)
+
+
+def compare(conv: Converted, main: Result, others: list[Result], x: np.ndarray, float_pred=None) -> dict:
+    rf = conv.manifest["receptive_field"]
+    pred = predictions(conv, main)
+    report = {"backend": main.backend, "samples": int(len(x)),
+              "prediction_gain_db": round(prediction_gain_db(x[rf:], pred[rf - 1:-1]), 3)}
+    if float_pred is not None:
+        report["snr_vs_float_db"] = round(snr_db(float_pred[rf - 1:-1], pred[rf - 1:-1]), 2)
+    report["max_lsb_diff"], report["mean_lsb_diff"] = {}, {}
+    for o in others:
+        d = np.abs(main.raw.astype(np.float64) - o.raw.astype(np.float64))
+        report["max_lsb_diff"][o.backend] = float(d.max(initial=0))
+        report["mean_lsb_diff"][o.backend] = float(d.mean()) if d.size else 0.0
+    report.update(main.extra)
+    return report
+
+
+def progress_printer(label: str, total: int, quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+    state = {"last": 0.0}
+
+    def update(done: int):
+        now = time.monotonic()
+        if now - state["last"] > 0.2 or done == total:
+            state["last"] = now
+            width = 30
+            filled = int(width * done / max(total, 1))
+            print(f"\r{label:<8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr,
+                  flush=True)
+            if done == total:
+                print(file=sys.stderr)
+
+    return update
+
+
+def anomaly_csv(path: str, x: np.ndarray, pred: np.ndarray, rf: int, threshold: float) -> int:
+    """Per-sample absolute prediction error (the anomaly score); returns how many exceed the threshold."""
+    err = np.full(len(x), np.nan)
+    err[1:] = np.abs(x[1:] - pred[:-1])
+    err[:rf] = np.nan  # no full context yet
+    flagged = np.nan_to_num(err, nan=0.0) > threshold
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write("index,sample,prediction,error,anomaly\n")
+        prev = np.concatenate([[np.nan], pred[:-1]])
+        for i in range(len(x)):
+            f.write(f"{i},{x[i]:.6g},{prev[i]:.6g},{err[i]:.6g},{int(flagged[i])}\n")
+    tmp.replace(out)
+    return int(flagged.sum())
+
+
+def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int, temperature: float = 1.0) -> np.ndarray:
+    """Free-running generation after priming with real samples: each output is fed back as the next input."""
+    from .engine import Engine
+
+    if backend not in ("float", "int"):
+        raise UserError("--generate runs on the float or int backend (the step-by-step numpy engines); "
+                        "the other backends compute the same numbers for the same inputs")
+    prog = conv.prog if backend == "int" else conv.float_program()
+    eng = Engine(prog)
+    rng = np.random.default_rng(seed)
+    q = prog.quantized
+    encode = (lambda v: convert_pipeline.quantize_input(prog, np.array([v], np.float32))[0]) if q else float
+    decode_out = (lambda y: convert_pipeline.dequantize_output(prog, y)) if q else (lambda y: np.asarray(y, np.float32))
+    y = None
+    for v in prime:
+        y = eng.step(encode(v))
+    out = []
+    for _ in range(n):
+        logits = decode_out(y)
+        if prog.head == "mulaw":
+            p = np.exp((logits - logits.max()) / temperature)
+            v = float(mulaw_decode(rng.choice(len(p), p=p / p.sum()), prog.mulaw_bits))
+        else:
+            v = float(logits[0])
+        out.append(v)
+        y = eng.step(encode(v))
+    return np.asarray(out, np.float32)
+
+
+def cleanup(conv: Converted) -> None:
+    if conv._tmp is not None:
+        conv._tmp.cleanup()
+
+
+def have(backend: str) -> bool:
+    if backend in QEMU_TARGETS:
+        return ctools.have_cortex_m_tools()
+    if backend == "c":
+        return shutil.which("gcc") is not None or shutil.which("cc") is not None
+    return True
