@@ -15,13 +15,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 EW   := $(VENV)/bin/edgewave
-DATA := edgewave/data/speech16k.wav
 
-## The main job on the bundled example: train, show the model, convert to int16x8 and prove it.
+## The main job on the bundled example: train, convert, emit, build, simulate, results table.
 demo: $(STAMP)
-	$(EW) train --data $(DATA) --out runs/demo/model
-	$(EW) info runs/demo/model
-	$(EW) convert runs/demo/model --data $(DATA) --precision int16x8 --out runs/demo/int16x8
+	$(EW) demo --out runs/demo
 
 ## The test suite (QEMU tests run when arm-none-eabi-gcc and qemu-system-arm are installed).
 test: $(STAMP)

@@ -62,3 +62,31 @@ def have_qemu():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_spec):
+    """A tiny gated WaveNet trained for a few steps on the bundled speech (shared by the test files)."""
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    proc = run_edgewave("train", "--data", SPEECH, "--spec", tiny_spec, "--out", out, "--seed", "2")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+_CONVERTED = {}
+
+
+@pytest.fixture(scope="session")
+def convert_tiny(tiny_model, tmp_path_factory):
+    """precision -> OUT_DIR of the tiny model, converted once per session."""
+
+    def get(precision):
+        if precision not in _CONVERTED:
+            out = tmp_path_factory.mktemp(f"conv-{precision}") / "out"
+            proc = run_edgewave("convert", tiny_model, "--data", SPEECH, "--precision", precision, "--out", out,
+                                "--check-samples", "2000")
+            assert proc.returncode == 0, proc.stderr
+            _CONVERTED[precision] = out
+        return _CONVERTED[precision]
+
+    return get

@@ -114,14 +114,6 @@ def test_ring_position_near_the_32_bit_wrap():
     np.testing.assert_array_equal(late.stream(xq), fresh)  # reset returns exactly to the initial state
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, tiny_spec):
-    out = tmp_path_factory.mktemp("conv") / "model"
-    proc = run_edgewave("train", "--data", SPEECH, "--spec", tiny_spec, "--out", out, "--seed", "2")
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
 @pytest.mark.parametrize("precision", ["int8", "int16x8", "float32"])
 def test_convert_bundled_recording(tmp_path, tiny_model, precision):
     out = tmp_path / "out"

@@ -153,12 +153,20 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
     files = {"model_full.tflite": full, "model_stream.tflite": stream, "program.npz": npz.getvalue(),
              "model.keras": keras_file.read_bytes()}  # the float reference travels with the conversion
     manifest["files"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
+    manifest = json.loads(json.dumps(manifest, default=_json_default))
+    manifest["checksum"] = _manifest_checksum(manifest)
     with modeldir.atomic_dir(out, MANIFEST) as tmp:
         for name, blob in files.items():
             (tmp / name).write_bytes(blob)
         (tmp / "report.txt").write_text(human_report(report))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default) + "\n")
     return report
+
+
+def _manifest_checksum(manifest: dict) -> str:
+    """sha256 over the manifest without this field: a hand edit is caught, not silently emitted."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _quant_doc(prog, name, signature_name):
@@ -204,6 +212,8 @@ def load(out_dir: str | Path):
     if manifest.get("edgewave_version") != __version__:
         raise UserError(f"{out_dir} was written by edgewave {manifest.get('edgewave_version')}, this is {__version__}; "
                         "run `edgewave convert` again")
+    if manifest.get("checksum") != _manifest_checksum(manifest):
+        raise UserError(f"{path} does not match its checksum (edited by hand?); run `edgewave convert` again")
     blobs = {}
     for name, digest in manifest.get("files", {}).items():
         f = out_dir / name

@@ -1,0 +1,145 @@
+"""Every command refuses bad input with one line that names the problem, a non-zero exit and no output.
+
+Each row builds its own bad input in a temporary directory, runs the real CLI in a
+fresh process, and checks: exit status != 0, no traceback, exactly one
+`error: ...` line containing the expected phrase, and no output left behind.
+"""
+
+import json
+import shutil
+import struct
+import wave
+
+import numpy as np
+import pytest
+
+from conftest import SPEECH, TINY_SPEC, assert_one_line_error, run_edgewave
+
+
+def wav_bytes(channels=1, width=2, rate=16000, frames=4000, fmt=1):
+    data = (np.random.default_rng(0).normal(size=frames * channels) * 1000).astype("<i2").tobytes()[: frames * channels * width]
+    fmt_chunk = struct.pack("<HHIIHH", fmt, channels, rate, rate * channels * width, channels * width, width * 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def write(d, name, content):
+    p = d / name
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    elif isinstance(content, np.ndarray):
+        np.save(p, content)
+    else:
+        p.write_text(content)
+    return p
+
+
+def spec_file(d, text):
+    return write(d, "spec.toml", text)
+
+
+def keras_model(d, build):
+    import keras
+
+    inp = keras.Input((64, 1))
+    out = build(keras.layers, inp)
+    model = keras.Model(inp, out)
+    path = d / "user.keras"
+    model.save(path)
+    return path
+
+
+def train_args(data_path, d, spec=None):
+    spec = spec or spec_file(d, TINY_SPEC)
+    return ["train", "--data", data_path, "--spec", spec, "--out", d / "out"]
+
+
+const = np.full(20000, 0.5)
+nan = np.random.default_rng(0).normal(size=20000)
+nan[77] = np.nan
+inf = np.random.default_rng(0).normal(size=20000)
+inf[5] = np.inf
+
+# (id, make(d) -> argv, phrase)
+ROWS = [
+    ("missing-wav", lambda d: train_args(d / "nope.wav", d), "not found"),
+    ("empty-wav", lambda d: train_args(write(d, "e.wav", b""), d), "empty"),
+    ("truncated-wav", lambda d: train_args(write(d, "t.wav", wav_bytes()[:60]), d), "wav"),
+    ("not-a-wav", lambda d: train_args(write(d, "x.wav", b"ID3\x03\x00 this is an mp3" * 20), d), "wav"),
+    ("zero-channel-wav", lambda d: train_args(write(d, "z.wav", wav_bytes(channels=0)), d), "channel"),
+    ("stereo-without-channel", lambda d: train_args(write(d, "s.wav", wav_bytes(channels=2)), d), "--channel"),
+    ("channel-out-of-range", lambda d: train_args(write(d, "m.wav", wav_bytes()), d) + ["--channel", "3"], "channel"),
+    ("alaw-wav", lambda d: train_args(write(d, "a.wav", wav_bytes(width=1, fmt=6)), d), "wav"),
+    ("unknown-extension", lambda d: train_args(write(d, "x.flac", b"fLaC"), d), "unsupported"),
+    ("nan-signal", lambda d: train_args(write(d, "n.npy", nan), d), "nan"),
+    ("inf-signal", lambda d: train_args(write(d, "i.npy", inf), d), "inf"),
+    ("constant-signal", lambda d: train_args(write(d, "c.npy", const), d), "constant"),
+    ("short-signal", lambda d: train_args(write(d, "short.npy", nan[100:160] * 0 + np.arange(60.0)), d), "short"),
+    ("bad-csv", lambda d: train_args(write(d, "b.csv", "1\n2\nbanana\n"), d), "line 3"),
+    ("empty-glob", lambda d: train_args(str(d / "*.wav"), d), "no "),
+    ("spec-unknown-key", lambda d: train_args(SPEECH, d, spec_file(d, '[[layers]]\ntype="conv"\nfilters=2\nkernal=3\n')),
+     "unknown key 'kernal'"),
+    ("spec-zero-kernel", lambda d: train_args(SPEECH, d, spec_file(d, '[[layers]]\ntype="conv"\nfilters=2\nkernel=0\n')),
+     "positive integer"),
+    ("spec-negative-filters", lambda d: train_args(SPEECH, d, spec_file(d, '[[layers]]\ntype="conv"\nfilters=-4\n')),
+     "positive integer"),
+    ("spec-dilation-overflow", lambda d: train_args(SPEECH, d, spec_file(
+        d, '[[layers]]\ntype="conv"\nfilters=2\nstride=1024\n[[layers]]\ntype="conv"\nfilters=2\nstride=1024\n'
+           '[[layers]]\ntype="conv"\nfilters=2\n')), "exceeds"),
+    ("spec-not-toml", lambda d: train_args(SPEECH, d, spec_file(d, "layers = [")), "not valid toml"),
+    ("spec-missing", lambda d: train_args(SPEECH, d, d / "none.toml"), "cannot read spec"),
+    ("model-same-padding", lambda d: ["info", keras_model(d, lambda L, x: L.Conv1D(1, 3, padding="same")(x))],
+     "padding='same'"),
+    ("model-lstm", lambda d: ["info", keras_model(d, lambda L, x: L.LSTM(1, return_sequences=True)(x))], "recurrent"),
+    ("model-attention", lambda d: ["info", keras_model(d, lambda L, x: L.Dense(1)(L.MultiHeadAttention(1, 2)(x, x)))],
+     "attends"),
+    ("model-conv2d", lambda d: ["info", keras_model(d, lambda L, x: L.Reshape((64, 1))(
+        L.Conv2D(1, 3, padding="same")(L.Reshape((8, 8, 1))(x))))], "not supported"),
+    ("model-bidirectional", lambda d: ["info", keras_model(
+        d, lambda L, x: L.Dense(1)(L.Bidirectional(L.GRU(2, return_sequences=True))(x)))], "recurrent"),
+    ("model-two-outputs", lambda d: ["info", keras_model(d, lambda L, x: [L.Dense(1)(x), L.Dense(1)(x)])], "outputs"),
+    ("model-not-keras", lambda d: ["info", write(d, "m.keras", b"PK\x03\x04garbage")], "cannot load"),
+    ("model-wrong-suffix", lambda d: ["info", write(d, "m.h5", b"x")], ".keras"),
+    ("convert-not-a-model", lambda d: ["convert", d, "--data", SPEECH, "--out", d / "out"], "not a model_dir"),
+    ("emit-not-an-outdir", lambda d: ["emit", d, "--out", d / "out"], "not an out_dir"),
+    ("simulate-not-an-outdir", lambda d: ["simulate", d, "--data", SPEECH, "--json"], "not an out_dir"),
+    ("train-out-is-a-file", lambda d: train_args(SPEECH, d)[:-1] + [write(d, "taken", "x")], "is a file"),
+    ("train-out-not-ours", lambda d: train_args(SPEECH, d)[:-1] + [(d / "full").mkdir() or write(d / "full", "a", "x").parent],
+     "not written by edgewave"),
+]
+
+
+@pytest.mark.parametrize("make,phrase", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_bad_input_row(tmp_path, make, phrase):
+    argv = make(tmp_path)
+    before = {p for p in tmp_path.rglob("*")}
+    proc = run_edgewave(*argv)
+    assert_one_line_error(proc, phrase)
+    assert {p for p in tmp_path.rglob("*")} == before, "a command left output behind"
+
+
+def test_table_has_at_least_30_rows():
+    assert len(ROWS) >= 30
+
+
+@pytest.mark.parametrize("prefix,phrase", [("for", "keyword"), ("9lives", "identifier"), ("a b", "identifier"),
+                                           ("ew_model", "reserved")])
+def test_emit_prefix_rows(convert_tiny, tmp_path, prefix, phrase):
+    assert_one_line_error(run_edgewave("emit", convert_tiny("int8"), "--out", tmp_path / "c", "--prefix", prefix),
+                          phrase)
+    assert not (tmp_path / "c").exists()
+
+
+def test_hand_edited_manifest_and_tampered_tflite(convert_tiny, tmp_path):
+    src = convert_tiny("int8")
+    for name, edit, phrase in (
+        ("manifest.json", lambda p: p.write_text(p.read_text().replace('"precision": "int8"', '"precision": "int4"', 1)),
+         "checksum"),
+        ("model_stream.tflite", lambda p: p.write_bytes(p.read_bytes()[:100]), "checksum"),
+        ("program.npz", lambda p: p.unlink(), "missing"),
+    ):
+        d = tmp_path / name
+        shutil.copytree(src, d)
+        edit(d / name)
+        assert_one_line_error(run_edgewave("emit", d, "--out", tmp_path / "c"), phrase)
+        assert not (tmp_path / "c").exists()

@@ -1,0 +1,90 @@
+"""simulate: every backend through one interface, plots, generation, anomaly scores, bad input."""
+
+import json
+import wave
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgewave import ctools, signals
+from edgewave import simulate as sim
+from edgewave.cli import main
+
+from conftest import SPEECH, assert_one_line_error, run_edgewave
+
+
+@pytest.fixture(scope="module")
+def out16(convert_tiny):
+    return convert_tiny("int16x8")
+
+
+def test_every_backend_through_one_interface(out16):
+    conv = sim.Converted.load(str(out16))
+    try:
+        x = sim.load_data(conv, str(SPEECH), limit=1500)
+        results = {b: sim.run_backend(b, conv, x) for b in sim.BACKENDS if sim.have(b)}
+    finally:
+        sim.cleanup(conv)
+    assert {"keras", "float", "int", "litert", "tflm", "c"} <= set(results)
+    for name, res in results.items():
+        assert res.raw.shape == (1500, 1), name
+        assert np.isfinite(sim.predictions(conv, res)).all()
+    for name in ("tflm", "c", *(b for b in sim.QEMU_TARGETS if b in results)):
+        np.testing.assert_array_equal(results[name].raw, results["int"].raw, err_msg=name)
+    np.testing.assert_allclose(results["float"].raw, results["keras"].raw, rtol=1e-4, atol=1e-4)
+    assert np.abs(results["litert"].raw.astype(int) - results["int"].raw).max() <= 8
+    for name in sim.QEMU_TARGETS:
+        if name in results:
+            assert results[name].extra["instructions_per_sample"] > 0
+
+
+def test_simulate_json_plot_and_anomaly(out16, tmp_path):
+    png, csv = tmp_path / "sim.png", tmp_path / "scores.csv"
+    proc = run_edgewave("simulate", out16, "--data", SPEECH, "--backend", "c", "--compare", "int", "--compare",
+                        "tflm", "--limit", "3000", "--plot", png, "--anomaly", csv, "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    for key in ("backend", "samples", "prediction_gain_db", "snr_vs_float_db", "max_lsb_diff", "us_per_sample",
+                "ram_bytes"):
+        assert key in r
+    assert r["samples"] == 3000 and r["max_lsb_diff"] == {"int": 0.0, "tflm": 0.0}
+    import matplotlib.pyplot as plt
+
+    img = plt.imread(png)
+    assert img.shape[0] >= 800 and img.shape[1] >= 1000
+    assert img[..., :3].std() > 0.05  # not blank
+    colours = {tuple(np.round(c, 1)) for c in img[..., :3].reshape(-1, 3)[::7]}
+    for rgb in ((0.1, 0.5, 0.7), (1.0, 0.5, 0.1), (0.2, 0.6, 0.2)):  # matplotlib's first three series colours
+        assert any(np.allclose(rgb, c, atol=0.11) for c in colours), rgb
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "index,sample,prediction,error,anomaly" and len(lines) == 3001
+    flags = sum(int(l.rsplit(",", 1)[1]) for l in lines[1:])
+    assert flags == r["anomalies"]
+
+
+def test_generation_is_a_deterministic_wav(out16, tmp_path):
+    files = []
+    for i in range(2):
+        wav = tmp_path / f"gen{i}.wav"
+        proc = run_edgewave("simulate", out16, "--data", SPEECH, "--limit", "2000", "--generate", "800", "--out", wav,
+                            "--seed", "5", "--json")
+        assert proc.returncode == 0, proc.stderr
+        files.append(wav)
+    with wave.open(str(files[0])) as w:
+        assert w.getnframes() == 800 and w.getframerate() == 16000 and w.getsampwidth() == 2
+    y = signals.load_signal(files[0]).samples
+    assert np.isfinite(y).all() and y.std() > 0
+    assert files[0].read_bytes() == files[1].read_bytes()
+
+
+def test_simulate_bad_input(out16, tmp_path, tiny_model, monkeypatch):
+    assert_one_line_error(run_edgewave("simulate", tiny_model, "--data", SPEECH), "not an OUT_DIR")
+    slow = tmp_path / "8k.wav"
+    signals.write_wav(slow, signals.load_signal(SPEECH).samples[:40000], 8000)
+    assert_one_line_error(run_edgewave("simulate", out16, "--data", slow), "8000 Hz")
+    assert_one_line_error(run_edgewave("simulate", out16, "--data", SPEECH, "--limit", "99999999"), "beyond")
+    monkeypatch.setattr(ctools, "have_cortex_m_tools", lambda: False)
+    res = CliRunner().invoke(main, ["simulate", str(out16), "--data", str(SPEECH), "--backend", "qemu-m4",
+                                    "--limit", "2000"])
+    assert res.exit_code != 0 and "apt-get install gcc-arm-none-eabi" in res.output
