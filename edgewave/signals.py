@@ -105,7 +105,19 @@ def _open_column(path, channel, lazy):
     return column, rate, to_float
 
 
+def _wav_channels(path) -> int | None:
+    """The channel count in the fmt chunk, read directly (scipy divides by it before checking)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    at = head.find(b"fmt ")
+    if head[:4] != b"RIFF" or at < 0 or len(head) < at + 12:
+        return None
+    return int.from_bytes(head[at + 10:at + 12], "little")
+
+
 def _read_wav(path, lazy):
+    if _wav_channels(path) == 0:
+        raise UserError(f"{path}: the WAV header declares 0 channels; the file is damaged — export it again")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", wavfile.WavFileWarning)
         try:
