@@ -190,9 +190,13 @@ def convert(model, data, precision, out, window, channel, check_samples, as_json
               default="portable", show_default=True,
               help="Core to build and measure for (the C itself is portable; cores with DSP use SMLAD paths).")
 @click.option("--no-measure", is_flag=True, help="Only write the files: skip the host/QEMU build, check and count.")
+@click.option("--ram-budget", type=click.IntRange(1), metavar="BYTES",
+              help="Fail (and write nothing) if the model's RAM exceeds this.")
+@click.option("--flash-budget", type=click.IntRange(1), metavar="BYTES",
+              help="Fail (and write nothing) if the model's flash on Cortex-M4 exceeds this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
 @command
-def emit(out_dir, c_dir, prefix, target, no_measure, as_json):
+def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, as_json):
     """Generate interpreter-free streaming C from a converted OUT_DIR.
 
     Writes NAME.h / NAME.c (const weights, one kernel call per op, all state in
@@ -205,7 +209,8 @@ def emit(out_dir, c_dir, prefix, target, no_measure, as_json):
     """
     from .emit.pipeline import emit as run_emit
 
-    report = run_emit(out_dir, c_dir, prefix, target, measure=not no_measure)
+    report = run_emit(out_dir, c_dir, prefix, target, measure=not no_measure, ram_budget=ram_budget,
+                      flash_budget=flash_budget)
     if as_json:
         emit_json(report)
         return

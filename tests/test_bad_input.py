@@ -143,3 +143,16 @@ def test_hand_edited_manifest_and_tampered_tflite(convert_tiny, tmp_path):
         edit(d / name)
         assert_one_line_error(run_edgewave("emit", d, "--out", tmp_path / "c"), phrase)
         assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("flag,phrase", [("--ram-budget", "--ram-budget 64"), ("--flash-budget", "--flash-budget 64")])
+def test_emit_budgets(convert_tiny, tmp_path, flag, phrase):
+    from edgewave import ctools
+
+    if flag == "--flash-budget" and not ctools.have_cortex_m_tools():
+        pytest.skip("the flash size comes from a Cortex-M build")
+    assert_one_line_error(run_edgewave("emit", convert_tiny("int8"), "--out", tmp_path / "c", flag, "64"), phrase)
+    assert not (tmp_path / "c").exists()
+    ok = run_edgewave("emit", convert_tiny("int8"), "--out", tmp_path / "c", flag, "10000000", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["accumulator_bits"] <= 32

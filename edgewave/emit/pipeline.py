@@ -122,12 +122,36 @@ def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
     return result
 
 
-def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portable", measure: bool = True) -> dict:
+def accumulator_bits(prog) -> int:
+    """Worst-case bits of any FULLY_CONNECTED accumulator: |bias| + sum_k |w| * max |x - zp|.
+
+    int8 kernels accumulate in int32 like TFLM; a layer that could exceed it is refused
+    here instead of wrapping silently on the device.
+    """
+    worst = 0
+    for op in prog.ops:
+        if op.kind != "fc":
+            continue
+        zp = prog.tensors[op.inputs[0][0]].q.zero_point
+        info = np.iinfo(prog.dtype)
+        span = max(info.max - zp, zp - info.min)
+        bound = np.abs(op.bias.astype(np.float64)) + np.abs(op.weights.astype(np.float64)).sum(axis=1) * span
+        worst = max(worst, float(bound.max()))
+    return int(np.ceil(np.log2(worst + 1))) + 1 if worst else 1
+
+
+def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portable", measure: bool = True,
+         ram_budget: int | None = None, flash_budget: int | None = None) -> dict:
     prefix = plan_mod.check_prefix(prefix)
     if target not in TARGETS:
         raise UserError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
     manifest, prog, stream = convert_pipeline.load(out_dir)
+    acc_bits = accumulator_bits(prog)
+    if prog.dtype == np.int8 and acc_bits > 32:
+        raise UserError(f"a layer's worst-case accumulator needs {acc_bits} bits, more than the int32 TFLM uses; "
+                        "make the layer narrower (fewer inputs per output) or use --precision int16x8")
     files, numbers = render(manifest, prog, stream, prefix)
+    numbers["accumulator_bits"] = acc_bits
     with atomic_dir(c_dir, MARKER) as tmp:
         for rel, text in files.items():
             path = tmp / rel
@@ -139,4 +163,18 @@ def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portabl
             report.update(verify_and_measure(tmp, prefix, prog, target))
             if "m4_instructions_per_sample" in report:
                 report["m4_instructions_per_mac"] = round(report["m4_instructions_per_sample"] / numbers["macs_per_sample"], 3)
+        _check_budgets(report, ram_budget, flash_budget)
     return report
+
+
+def _check_budgets(report: dict, ram_budget: int | None, flash_budget: int | None) -> None:
+    if ram_budget is not None and report["ram_bytes"] > ram_budget:
+        raise UserError(f"the model needs {report['ram_bytes']} bytes of RAM, over --ram-budget {ram_budget}; "
+                        "use fewer channels or smaller dilations, or int8 (half the state of int16x8)")
+    if flash_budget is not None:
+        if "flash_bytes" not in report:
+            raise UserError("--flash-budget needs the flash size from a Cortex-M build: install gcc-arm-none-eabi "
+                            "libnewlib-arm-none-eabi and do not pass --no-measure")
+        if report["flash_bytes"] > flash_budget:
+            raise UserError(f"the model needs {report['flash_bytes']} bytes of flash on Cortex-M4, over "
+                            f"--flash-budget {flash_budget}; use fewer or narrower layers")
