@@ -75,8 +75,8 @@ def load(path: str | Path) -> tuple[Graph, dict]:
                             "create one with `edgewave train`")
         try:
             meta = json.loads((path / META_FILE).read_text())
-        except json.JSONDecodeError:
-            raise UserError(f"{path / META_FILE} is corrupt; retrain with `edgewave train`")
+        except ValueError:  # not UTF-8 or not JSON
+            raise UserError(f"{path / META_FILE} is corrupt; retrain with `edgewave train`") from None
         graph = import_model(load_keras(path / MODEL_FILE))
         saved = Graph.from_dict(meta["graph"])
         for n in graph.nodes:  # keep the conceptual stride/dilation the spec was written with

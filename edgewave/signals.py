@@ -162,7 +162,9 @@ def _as_float32(raw):
 def _read_npy(path, lazy):
     try:
         data = np.load(path, mmap_mode="r" if lazy else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # a damaged header fails inside numpy's parser in many ways (SyntaxError, TokenError, ...)
         raise UserError(f"{path}: not a readable .npy file ({e}); save it with "
                         "numpy.save") from None
     if not isinstance(data, np.ndarray):  # an .npz renamed to .npy

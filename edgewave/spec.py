@@ -59,6 +59,8 @@ class Spec:
 
 
 def _check_keys(where: str, got: dict, allowed: dict) -> dict:
+    if not isinstance(got, dict):
+        raise UserError(f"{where}: expected a table of keys, got {type(got).__name__} {got!r:.40}")
     unknown = sorted(set(got) - set(allowed))
     if unknown:
         raise UserError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}")
@@ -81,7 +83,12 @@ def parse(data: dict, source: str = "spec") -> Spec:
     if not isinstance(data, dict):
         raise UserError(f"{source}: a spec is a table of keys, got {type(data).__name__}")
     top = _check_keys(source, data, TOP_KEYS)
-    train = _check_keys(f"{source} [train]", top["train"] or {}, {k: v for k, v in TRAIN_KEYS.items()})
+    train = _check_keys(f"{source} [train]", top["train"] if top["train"] is not None else {}, dict(TRAIN_KEYS))
+    for key, value in train.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise UserError(f"{source} [train]: {key} must be a positive number, got {value!r}")
+        if key != "learning_rate" and not isinstance(value, int):
+            raise UserError(f"{source} [train]: {key} must be a whole number, got {value!r}")
     if top["head"] not in ("regression", "mulaw"):
         raise UserError(f"{source}: head must be 'regression' or 'mulaw', got {top['head']!r}")
     bits = top["mulaw_bits"]

@@ -102,6 +102,13 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     # Leave them out of the loss so every step fits the full-context prediction that is deployed and scored.
     mask = tf.constant(np.arange(cfg["window"]) >= rf - 1, tf.float32)[None, :]
     train, val = (d.map(lambda x, y: (x, y, tf.broadcast_to(mask, tf.shape(y)[:2]))) for d in (train, val))
+    _g = float(os.environ.get("EW_GAIN", "0"))
+    if _g > 0 and graph.head == "regression":
+        def _aug(i, xyw):
+            x, y, w = xyw
+            g = tf.exp(tf.random.stateless_uniform([tf.shape(x)[0], 1, 1], [seed, i], -_g, _g))
+            return x * g, y * g, w
+        train = train.enumerate().map(_aug)
     callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True),
                  _Progress(cfg["epochs"], max_minutes, quiet)]
     t0 = time.monotonic()

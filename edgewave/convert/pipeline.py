@@ -207,8 +207,10 @@ def load(out_dir: str | Path):
         raise UserError(f"{out_dir} is not an OUT_DIR from `edgewave convert` (no {MANIFEST}); run convert first")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is corrupt; run `edgewave convert` again")
+    except ValueError:  # not UTF-8 or not JSON
+        raise UserError(f"{path} is corrupt; run `edgewave convert` again") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+        raise UserError(f"{path} is not an edgewave manifest; run `edgewave convert` again")
     if manifest.get("edgewave_version") != __version__:
         raise UserError(f"{out_dir} was written by edgewave {manifest.get('edgewave_version')}, this is {__version__}; "
                         "run `edgewave convert` again")

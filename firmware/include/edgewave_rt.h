@@ -171,6 +171,99 @@ void ew_maxpool_s16(const int16_t *const *taps, int32_t n_taps, int32_t channels
 void ew_concat_s8(const int8_t *const *srcs, const int32_t *lens, int32_t n_srcs, int8_t *out);
 void ew_concat_s16(const int16_t *const *srcs, const int32_t *lens, int32_t n_srcs, int16_t *out);
 
+/* ---- prepared fast paths ------------------------------------------------------
+ *
+ * The kernels below compute exactly what the kernels above compute, but take
+ * constants that edgewave/emit/plan.py derives at emit time from the same
+ * parameters, so that the per-sample work is a few instructions per element:
+ *
+ * Requantization (ew_rq): TFLM's double-rounding MultiplyByQuantizedMultiplier
+ * (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT by e = -shift >= 0)
+ * plus the output zero point is, for mult in [2^30, 2^31),
+ *     y = hi32(x * m2 + 2^31 + a * 2^32) >> e,   a = add + x + (x < 0 ? neg : 0)
+ * with m2 = 2*mult - 2^32 (so x * m2 + x * 2^32 = 2 * x * mult), add = 2^(e-1) +
+ * zp_out * 2^e (zp_out for e = 0) and neg = -1 for e >= 1 (the round-half-away-from-
+ * zero correction of RoundingDivideByPOT for negative values), 0 for e = 0; the
+ * high word is SMMLAR on Armv7E-M / Armv8-M. Exact whenever the result fits int32
+ * (plan.py checks |add| + max|x| * mult / 2^31 < 2^31 - 4 before using it). */
+typedef struct {
+    int32_t m2;
+    int32_t add;
+    int32_t neg;
+    int32_t shift;
+} ew_rq;
+
+/* Prepared FULLY_CONNECTED. Inputs are first gathered into ``xw`` as pairs of 16-bit
+ * values packed in int32 words (ew_fcq_gather_*): int16 inputs in order, pairs
+ * (x[2j], x[2j+1]); int8 inputs as SXTB16 makes them, for every 4 inputs
+ * (x[4q], x[4q+2]) then (x[4q+1], x[4q+3]); zero padding to n_pairs words. Outputs go
+ * in groups of four: ``w`` holds, for group g and pair j, four words (one per output)
+ * of two int16 weights matching xw[j]; zero rows pad n_out to a multiple of 4.
+ * ``chan`` holds four words per (padded) output: bias, then
+ *   int8:  m2, add, shift of ew_rq with neg = -1 (bias has -zp_in * sum(w) folded in,
+ *          add has zp_out folded in);
+ *   int16: r, add, shift for TFLM's int64 single rounding, valid while the int64
+ *          accumulator provably fits int32: y = hi32(acc * r + add * 2^32) >> shift
+ *          (r = the 16-bit multiplier << k, add = 2^(shift-1)).
+ * ``post`` (0 none, 1 tanh, 2 logistic) applies an elementwise function to the
+ * clamped result before it is stored: int8 through ``lut`` (256 entries, index
+ * y + 128), int16 through ``t16`` (see ew_t16q). */
+typedef struct {
+    int32_t mult;      /* input_multiplier (power-of-two case: 3 << left_shift, shift 0) */
+    int32_t round;     /* 2^(shift-1), or 0 */
+    int32_t shift;     /* input_left_shift */
+    int32_t kind;      /* 1 tanh, 2 logistic */
+} ew_t16q;
+
+typedef struct {
+    const int32_t *w;
+    const int32_t *chan;
+    int32_t n_out;
+    int32_t n_pairs;
+    int32_t act_min;
+    int32_t act_max;
+    const int8_t *lut;     /* int8 post function or NULL */
+    const ew_t16q *t16;    /* int16 post function or NULL */
+} ew_fcq;
+
+void ew_fcq_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw);
+void ew_fcq_gather_s16(const int16_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw);
+void ew_fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out);
+void ew_fcq_s16(const int32_t *xw, const ew_fcq *p, int16_t *out);
+
+/* Prepared ADD: each input rescaled by its ew_rq (applied to (x - zp) << left_shift,
+ * zero point 0), summed, rescaled by ``out`` (zp_out folded in), clamped. */
+typedef struct {
+    ew_rq a;
+    ew_rq b;
+    ew_rq out;
+    int32_t zp_a;
+    int32_t zp_b;
+    int32_t left_shift;
+    int32_t act_min;
+    int32_t act_max;
+} ew_addq;
+
+/* Prepared MUL: (a - zp_a) * (b - zp_b) rescaled by ``out`` (zp_out folded in), clamped. */
+typedef struct {
+    ew_rq out;
+    int32_t zp_a;
+    int32_t zp_b;
+    int32_t act_min;
+    int32_t act_max;
+} ew_mulq;
+
+void ew_addq_s8(const int8_t *a, const int8_t *b, int32_t n, const ew_addq *p, int8_t *out);
+void ew_addq_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_addq *p, int16_t *out);
+void ew_mulq_s8(const int8_t *a, const int8_t *b, int32_t n, const ew_mulq *p, int8_t *out);
+void ew_mulq_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_mulq *p, int16_t *out);
+/* RELU / QUANTIZE int16 with a prepared ew_rq (zp_in 0 for int16). */
+void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t act_min, int32_t act_max, int16_t *out);
+
+/* int16 TANH / LOGISTIC (t->kind), the same results as ew_tanh_s16 / ew_logistic_s16,
+ * valid while |x| * mult + round < 2^31 (plan.py checks). */
+void ew_t16q_s16(const int16_t *x, int32_t n, const ew_t16q *t, int16_t *out);
+
 /* ---- fixed-point primitives (out-of-line copies of the inline helpers) ---------- */
 
 /* tflite::MultiplyByQuantizedMultiplier(int32 x, ...), gemmlowp double rounding:
