@@ -39,11 +39,13 @@ def render(manifest: dict, prog, stream: bytes, prefix: str) -> tuple[dict[str, 
     info = np.iinfo(prog.dtype)
     arena = tflm.measured_arena_bytes(stream)
     ram = plan_mod.ram_bytes(p)
+    state_struct = plan_mod.state_struct_bytes(p)
     ctx = {
         "version": __version__, "prefix": prefix, "P": prefix.upper(), "guard": f"{prefix.upper()}_H",
         "precision": prog.precision, "receptive_field": manifest["receptive_field"],
         "macs": sum(int(op.weights.size) for op in prog.ops if op.kind == "fc"),
-        "outputs": prog.tensors[prog.output].channels, "ram_bytes": ram, "state_bytes": prog.state_bytes(),
+        "outputs": prog.tensors[prog.output].channels, "ram_bytes": ram, "state_struct_bytes": state_struct,
+        "stack_bytes": p.stack_bytes, "state_bytes": prog.state_bytes(),
         "sample_rate": manifest.get("sample_rate") or 0,
         "input_scale": repr(prog.tensors[prog.input].q.scale), "input_zero_point": prog.tensors[prog.input].q.zero_point,
         "output_scale": repr(prog.tensors[prog.output].q.scale),

@@ -54,6 +54,7 @@ class Plan:
     scratch_size: int
     consts: list[dict] = field(default_factory=list)
     calls: list[dict] = field(default_factory=list)
+    stack_bytes: int = 0  # step-local buffers (not in the state struct)
 
     @property
     def rings(self) -> list[Storage]:
@@ -108,6 +109,7 @@ def plan(prog: Program, prefix: str) -> Plan:
         written = prog.ops[i + 1].output if i + 1 in fused else op.output
         if gathered is not None and (written in {n for n, _ in gathered[1]} or op.output in {n for n, _ in gathered[1]}):
             gathered = None
+    p.stack_bytes = 4 * xw_size
     if xw_size:
         p.calls.insert(0, {"decl": f"int32_t xw[{xw_size}]; /* fully-connected inputs as 16-bit pairs */",
                            "comment": "", "taps": [], "call": ""})
@@ -445,6 +447,11 @@ def _fast_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
 
 
 def ram_bytes(p: Plan) -> int:
+    """All the RAM a step needs: the state struct plus the gather buffer on the step's stack."""
+    return state_struct_bytes(p) + p.stack_bytes
+
+
+def state_struct_bytes(p: Plan) -> int:
     """sizeof(state) on a 32-bit MCU: ring rows, one uint32 head per ring, the scratch area."""
     item = 2 if p.suffix == "s16" else 1
     rings = sum(r.rows * r.channels * item for r in p.rings)
