@@ -94,7 +94,11 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         # Cosine decay: the last epochs refine at a small step, which is worth ~1 dB here.
         schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], cfg["epochs"] * cfg["steps_per_epoch"],
                                                           alpha=0.02)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=loss)
+        _ema = float(os.environ.get("EW_EMA", "0"))
+        opt = (keras.optimizers.Adam(schedule, clipnorm=1.0, use_ema=True, ema_momentum=_ema,
+                                     ema_overwrite_frequency=cfg["steps_per_epoch"]) if _ema > 0
+               else keras.optimizers.Adam(schedule, clipnorm=1.0))
+        model.compile(optimizer=opt, loss=loss)
     args = (norm, cfg["window"], cfg["batch"])
     train = dataset.train_dataset(sources, *args, seed, graph.head, graph.mulaw_bits)
     val = dataset.eval_dataset(sources, *args[:1], 1, cfg["window"], cfg["batch"], graph.head, graph.mulaw_bits)

@@ -148,6 +148,9 @@ def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portabl
     if target not in TARGETS:
         raise UserError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
     manifest, prog, stream = convert_pipeline.load(out_dir)
+    if not prog.quantized:
+        raise UserError("emit needs an int8 or int16x8 OUT_DIR; float32 models have no integer C runtime — "
+                        "convert with --precision int16x8 or int8")
     acc_bits = accumulator_bits(prog)
     if prog.dtype == np.int8 and acc_bits > 32:
         raise UserError(f"a layer's worst-case accumulator needs {acc_bits} bits, more than the int32 TFLM uses; "

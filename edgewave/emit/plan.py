@@ -66,9 +66,7 @@ def _values(arr) -> str:
 
 
 def plan(prog: Program, prefix: str) -> Plan:
-    if not prog.quantized:
-        raise UserError("emit needs an int8 or int16x8 OUT_DIR; float32 models have no integer C runtime — "
-                        "convert with --precision int16x8 or int8")
+    assert prog.quantized, "emit.pipeline refuses float programs"
     ctype, suffix = ("int16_t", "s16") if prog.dtype == np.int16 else ("int8_t", "s8")
     lengths = prog.ring_lengths()
     storage: dict[str, Storage] = {}
