@@ -56,6 +56,7 @@ def check_all_runtimes(graph, model, x, precision):
     n = min(len(x), rings + 160)
     x = x[:n]
     fprog, prog = pipeline.build(graph, x, precision)
+    assert prog.receptive_field() == graph.receptive_field
     stream = export.stream_model(prog)
     full = export.full_model(prog, n)
     ops = {o.name for o in read_model(stream).ops} | {o.name for o in read_model(full).ops}

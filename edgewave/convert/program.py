@@ -75,6 +75,13 @@ class Program:
     def ring_lengths(self) -> dict[str, int]:
         return {name: ds[-1] for name, ds in self.ring_delays().items()}
 
+    def receptive_field(self) -> int:
+        """1 + how far back the output reaches through the ops' delays."""
+        span = {self.input: 0}
+        for op in self.ops:
+            span[op.output] = max(span[name] + d for name, d in op.inputs)
+        return span[self.output] + 1
+
     def state_bytes(self) -> int:
         item = np.dtype(self.dtype).itemsize
         return sum(n * self.tensors[t].channels * item for t, n in self.ring_lengths().items())
