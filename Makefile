@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 ## The test suite (QEMU tests run when arm-none-eabi-gcc and qemu-system-arm are installed).
 test: $(STAMP)
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs --hypothesis-show-statistics -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -90,3 +90,12 @@ def convert_tiny(tiny_model, tmp_path_factory):
         return _CONVERTED[precision]
 
     return get
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the fuzzers' case counts in every run (CI logs included), not only with -s."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz is not None and fuzz.COUNTS:
+        terminalreporter.write_line("fuzz cases per parser: " + ", ".join(f"{k} {v}" for k, v in fuzz.COUNTS.items()))
