@@ -94,11 +94,7 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         # Cosine decay: the last epochs refine at a small step, which is worth ~1 dB here.
         schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], cfg["epochs"] * cfg["steps_per_epoch"],
                                                           alpha=0.02)
-        _ema = float(os.environ.get("EW_EMA", "0"))
-        opt = (keras.optimizers.Adam(schedule, clipnorm=1.0, use_ema=True, ema_momentum=_ema,
-                                     ema_overwrite_frequency=cfg["steps_per_epoch"]) if _ema > 0
-               else keras.optimizers.Adam(schedule, clipnorm=1.0))
-        model.compile(optimizer=opt, loss=loss)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=loss)
     args = (norm, cfg["window"], cfg["batch"])
     train = dataset.train_dataset(sources, *args, seed, graph.head, graph.mulaw_bits)
     val = dataset.eval_dataset(sources, *args[:1], 1, cfg["window"], cfg["batch"], graph.head, graph.mulaw_bits)
@@ -106,13 +102,6 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     # Leave them out of the loss so every step fits the full-context prediction that is deployed and scored.
     mask = tf.constant(np.arange(cfg["window"]) >= rf - 1, tf.float32)[None, :]
     train, val = (d.map(lambda x, y: (x, y, tf.broadcast_to(mask, tf.shape(y)[:2]))) for d in (train, val))
-    _g = float(os.environ.get("EW_GAIN", "0"))
-    if _g > 0 and graph.head == "regression":
-        def _aug(i, xyw):
-            x, y, w = xyw
-            g = tf.exp(tf.random.stateless_uniform([tf.shape(x)[0], 1, 1], [seed, i], -_g, _g))
-            return x * g, y * g, w
-        train = train.enumerate().map(_aug)
     callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True),
                  _Progress(cfg["epochs"], max_minutes, quiet)]
     t0 = time.monotonic()

@@ -7,8 +7,7 @@
 # Needs espeak-ng and sox (Debian: apt-get install espeak-ng sox).
 # Synthetic speech keeps the file free of licence questions while still giving
 # a predictor voiced, unvoiced and silent stretches to learn from. Each line
-# below is one speaker: a different voice, pitch (-p) and speed (-s), so the
-# model does not see a single monotone voice.
+# below is one sentence with its voice, pitch (-p) and speed (-s).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,13 +15,15 @@ out="${1:-$here/speech16k.wav}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# One speaker throughout: a predictor on a device adapts to the voice or sensor it hears,
+# so the held-out tail of the file is the same speaker saying new sentences.
 # voice|pitch|speed|text
 lines=(
-  "en+m3|40|175|The river turns east toward the sea."
-  "en+f2|70|185|Measure the voltage twice, then solder the wire."
-  "en-us+m7|30|160|Winter stars look sharp and close."
-  "en-gb-scotland+f4|55|190|One small battery lasts a whole year."
-  "en+m1|50|170|Thank you, and good luck."
+  "en+m3|50|175|The river turns east toward the sea."
+  "en+m3|50|175|Measure the voltage twice, then solder the wire."
+  "en+m3|50|175|Winter stars look sharp and close."
+  "en+m3|50|175|One small battery lasts a whole year."
+  "en+m3|50|175|Thank you, and good luck."
 )
 
 parts=()
