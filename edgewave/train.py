@@ -91,7 +91,7 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         model = build_model(graph)
         loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if graph.head == "mulaw"
                 else keras.losses.MeanSquaredError())
-        # Cosine decay: the last epochs refine at a small step, which is worth ~1 dB here.
+        # Cosine decay: the last epochs refine at a small step.
         schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], cfg["epochs"] * cfg["steps_per_epoch"],
                                                           alpha=0.02)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=loss)
