@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -51,7 +52,8 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
-SPEECH = ROOT / "edgewave" / "data" / "speech16k.wav"
+SPEECH_SRC = ROOT / "edgewave" / "data" / "speech16k.wav"
+SPEECH = SPEECH_SRC  # main() points this at a copy in the work directory: one recording for the whole run
 HARNESS = BENCH_DIR / "bench_host.c"
 PY = ".venv/bin/python benchmarks/run.py"
 SEED = 0
@@ -952,7 +954,10 @@ def render_md(res: dict) -> str:
           "Tables 1–5 use random-weight models (Keras initialisers, random non-zero biases, seed 0) calibrated on the "
           "bundled recording: speed and memory do not depend on training. Only table 6 trains.", "",
           md_table(["name", "what"], [[f"`{k}`", d] for k, (_, d) in MODEL_SPECS.items()]), "",
-          "Unless a table says otherwise, inputs are consecutive samples of `edgewave/data/speech16k.wav` from the "
+          f"Recording: `{res['recording']['path']}`, {res['recording']['samples']:,} samples at "
+          f"{res['recording']['sample_rate']} Hz, sha256 `{res['recording']['sha256'][:16]}…` (copied once at the "
+          "start, so every table uses the same bytes). "
+          "Unless a table says otherwise, inputs are consecutive samples of it from the "
           "start of its held-out test split, and every timed or counted output is compared with the numpy integer "
           "engine (the executable spec, bit-exact with TensorFlow Lite Micro).", ""]
     if 1 in t:
@@ -1117,6 +1122,14 @@ def main(argv=None) -> int:
     res = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine_info(),
            "versions": versions(), "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
            "quick": args.quick, "load_average_1min": {"start": os.getloadavg()[0]}, "tables": {}}
+    global SPEECH
+    SPEECH = work / SPEECH_SRC.name
+    shutil.copyfile(SPEECH_SRC, SPEECH)
+    from edgewave import signals
+    sig = signals.load_signal(str(SPEECH))
+    res["recording"] = {"path": str(SPEECH_SRC.relative_to(ROOT)),
+                        "sha256": hashlib.sha256(SPEECH.read_bytes()).hexdigest(),
+                        "samples": int(len(sig.samples)), "sample_rate": sig.sample_rate}
     log(f"work directory {work}; tables {wanted}{' (quick)' if args.quick else ''}")
     ws = Workspace(work, settings)
     ok = False
@@ -1143,7 +1156,7 @@ def main(argv=None) -> int:
     res["definitions"] = {k: v for k, v in HEADLINE_DEFINITIONS.items() if k in res}
     md = render_md(res)
     ordered = {k: res[k] for k in ("date", "script_seconds", *HEADLINE_DEFINITIONS, "definitions", "machine",
-                                   "versions", "load_average_1min", "settings", "quick") if k in res}
+                                   "versions", "recording", "load_average_1min", "settings", "quick") if k in res}
     ordered["tables"] = {str(k): v for k, v in res["tables"].items()}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from ..engine import Engine
 from .program import Program
 
 ALPHAS = np.linspace(0.35, 1.0, 27)
+INT16_HEADROOM = 1.1
 
 
 def observe(fprog: Program, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -29,11 +30,14 @@ def _int8_mse(v: np.ndarray, lo: float, hi: float) -> float:
 
 
 def choose_range(values: np.ndarray, precision: str) -> tuple[float, float]:
-    """int16: the observed min/max (65 536 levels leave no reason to clip).
+    """int16: the observed min/max plus 10 % headroom (65 536 levels leave resolution to spare, and a
+    value calibration never saw would otherwise saturate: that cost 0.4 dB on the default model).
     int8: shrink the observed range by the factor that minimises the tensor's
     quantization MSE (clipping a few outliers buys resolution for the rest)."""
     v = np.asarray(values, np.float64).ravel()
     lo, hi = min(float(v.min(initial=0.0)), 0.0), max(float(v.max(initial=0.0)), 0.0)
+    if precision == "int16x8":
+        return lo * INT16_HEADROOM, hi * INT16_HEADROOM
     if precision != "int8" or hi - lo < 1e-8:
         return lo, hi
     if v.size > 200_000:

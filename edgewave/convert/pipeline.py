@@ -71,7 +71,7 @@ def _max_diff(a, b) -> float:
 
 
 def convert(model_path: str, data: str, precision: str, out: str, *, window: int = 1024, channel=None,
-            check_samples: int = 20000, calibration_samples: int = 20000, quiet: bool = False) -> dict:
+            check_samples: int = 20000, calibration_samples: int = 100_000, quiet: bool = False) -> dict:
     modeldir.check_output_dir(out, MANIFEST)
     graph, meta, norm, x = load_input(model_path, data, channel)
     rf = graph.receptive_field
