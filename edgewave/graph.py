@@ -14,7 +14,6 @@ demanding consumer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -195,11 +194,3 @@ def describe(graph: Graph) -> list[dict]:
             "span": spans[n.name],
         })
     return rows
-
-
-def mulaw_levels(bits: int) -> int:
-    return 2 ** bits
-
-
-def ceil_log2(x: int) -> int:
-    return max(0, math.ceil(math.log2(x)))

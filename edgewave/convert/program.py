@@ -99,7 +99,6 @@ def lower(graph: Graph) -> Program:
     """Graph with float weights -> float program (every tensor the runtime will see)."""
     tensors: dict[str, Tensor] = {}
     ops: list[Op] = []
-    by = graph.by_name
 
     def tensor(name, channels, fixed=False):
         tensors[name] = Tensor(name, channels, fixed=fixed)
@@ -148,7 +147,6 @@ def lower(graph: Graph) -> Program:
             else:
                 tensor(n.name, n.channels)
                 ops.append(Op("relu" if n.activation == "relu" else "requant", [(src, 0)], n.name))
-    del by
     return Program("float32", tensors, ops, graph.input_name, graph.output, graph.head, graph.mulaw_bits)
 
 
@@ -166,9 +164,9 @@ def _transcendental(ops, tensors, ties, name, channels, src, activation):
         ops.append(Op(kind, [(src, 0)], name))
 
 
-def _tie_groups(graph: Graph) -> dict[str, frozenset[str]]:
-    """Tensors that must share one quantization: CONCATENATION and pooling copy raw values."""
-    parent = {n.name: n.name for n in graph.nodes}
+def _groups(items, joins) -> list[list[str]]:
+    """Union-find: `items` partitioned so that every (a, b) in `joins` lands in one group."""
+    parent = {t: t for t in items}
 
     def find(a):
         while parent[a] != a:
@@ -176,14 +174,19 @@ def _tie_groups(graph: Graph) -> dict[str, frozenset[str]]:
             a = parent[a]
         return a
 
-    for n in graph.nodes:
-        if n.op == "concat" or (n.op == "pool" and n.kernel > 1):
-            for i in n.inputs:
-                parent[find(i)] = find(n.name)
-    groups: dict[str, set[str]] = {}
-    for name in parent:
-        groups.setdefault(find(name), set()).add(name)
-    return {name: frozenset(groups[find(name)]) for name in parent}
+    for a, b in joins:
+        parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for t in items:
+        groups.setdefault(find(t), []).append(t)
+    return list(groups.values())
+
+
+def _tie_groups(graph: Graph) -> dict[str, frozenset[str]]:
+    """Tensors that must share one quantization: CONCATENATION and pooling copy raw values."""
+    joins = [(i, n.name) for n in graph.nodes if n.op == "concat" or (n.op == "pool" and n.kernel > 1)
+             for i in n.inputs]
+    return {name: frozenset(g) for g in _groups([n.name for n in graph.nodes], joins) for name in g}
 
 
 # -- quantization ---------------------------------------------------------------------
@@ -191,22 +194,9 @@ def _tie_groups(graph: Graph) -> dict[str, frozenset[str]]:
 
 def tie_groups(program: Program) -> list[list[str]]:
     """Groups of program tensors that must share quantization (same rule, on the program)."""
-    parent = {t: t for t in program.tensors}
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for op in program.ops:
-        if op.kind in ("concat", "avgpool", "maxpool"):
-            for name, _ in op.inputs:
-                parent[find(name)] = find(op.output)
-    groups: dict[str, list[str]] = {}
-    for t in program.tensors:
-        groups.setdefault(find(t), []).append(t)
-    return list(groups.values())
+    joins = [(name, op.output) for op in program.ops if op.kind in ("concat", "avgpool", "maxpool")
+             for name, _ in op.inputs]
+    return _groups(list(program.tensors), joins)
 
 
 def fixed_quant(kind: str, precision: str) -> QuantParams:
