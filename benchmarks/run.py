@@ -701,13 +701,36 @@ def table4(ws: Workspace) -> dict:
         return next(r for r in rows if r["model"] == name and r["precision"] == precision and r["target"] == target
                     and not r["portable"])
 
-    return {"rows": rows,
+    costs = write_cost_model(ws, rows)
+    return {"rows": rows, "cost_model": costs,
             "m4_int8_instructions_per_mac": pick("default", "int8")["per_mac"],
             "m4_default_instructions_per_sample": pick("default", "int16x8")["per_sample"],
             "m4_default_instructions_per_sample_by_precision": {p: pick("default", p)["per_sample"]
                                                                 for p in ("int8", "int16x8")},
             "m4_instructions_per_mac": {f"{n} {p}": pick(n, p)["per_mac"] for n in ("default", "default-2x")
                                         for p in ("int8", "int16x8")}}
+
+
+def write_cost_model(ws: Workspace, rows: list[dict]) -> dict:
+    """Fit instructions ≈ per_mac·MACs + per_value·values per core and precision (the path a build for that
+    core takes) and store it for `edgewave info --target`."""
+    from edgewave import realtime
+
+    values = {r["model"]: ws.model(r["model"], r["precision"]).graph.values_per_sample() for r in rows}
+    costs = {}
+    for target in realtime.TARGETS:
+        for precision in realtime.PRECISIONS:
+            pts = [(r["macs"], values[r["model"]], r["per_sample"]) for r in rows
+                   if r["target"] == target and r["precision"] == precision and not r["portable"] and r["fits"]]
+            if pts:
+                costs.setdefault(target, {})[precision] = {k: round(v, 4) for k, v in realtime.fit(pts).items()}
+    doc = {"source": "make bench (benchmarks/run.py, table 4): generated C on QEMU, exact instruction counts, "
+                     f"models {', '.join(sorted(values))}",
+           "measured": time.strftime("%Y-%m-%d"), "costs": costs}
+    path = ROOT / "edgewave" / realtime.COSTS_FILE
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    log(f"table 4: wrote the Cortex-M cost model to {path.relative_to(ROOT)}")
+    return doc
 
 
 def md_table4(t) -> str:

@@ -108,17 +108,41 @@ def _summary(graph, meta) -> dict:
 
 @main.command()
 @click.argument("model", metavar="MODEL")
+@click.option("--target", type=click.Choice(["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33"]),
+              help="Also say whether MODEL runs in real time on this core (needs --clock-hz; --rate unless the "
+                   "model knows its sample rate).")
+@click.option("--clock-hz", type=click.FloatRange(min=0, min_open=True), metavar="HZ",
+              help="Core clock for --target, e.g. 168e6.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="HZ",
+              help="Samples per second to keep up with (default: the training data's sample rate).")
+@click.option("--precision", type=click.Choice(["int16x8", "int8"]), default="int16x8", show_default=True,
+              help="Precision the model will be converted to, for --target.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @command
-def info(model, as_json):
+def info(model, target, clock_hz, rate, precision, as_json):
     """Show a model: layers in conceptual and trained form, receptive field, cost, metrics.
 
     MODEL is a MODEL_DIR from `edgewave train`, a user .keras file, or a spec .toml.
+    With --target, also estimate instructions per sample on that Cortex-M core from
+    instruction counts measured by `make bench`, and say whether it keeps up with
+    --rate at --clock-hz — size a spec before spending time training it:
+
+        edgewave info spec.toml --target cortex-m4 --clock-hz 168e6 --rate 16000
     """
     from .graph import describe
 
     graph, meta = _load_any(model)
     summary = {**_summary(graph, meta), "layers": describe(graph)}
+    if target:
+        from . import realtime
+
+        rate = rate or summary["sample_rate"]
+        if clock_hz is None or rate is None:
+            missing = "--clock-hz" if clock_hz is None else "--rate (the model has no sample rate)"
+            raise UserError(f"--target {target} needs {missing}, e.g. --clock-hz 168e6 --rate 16000")
+        summary["realtime"] = realtime.estimate(graph, target, precision, clock_hz, rate)
+    elif clock_hz is not None or rate is not None:
+        raise UserError("--clock-hz and --rate size the model for a core; add --target, e.g. --target cortex-m4")
     if as_json:
         emit_json(summary)
         return
@@ -133,6 +157,8 @@ def info(model, as_json):
     if summary["prediction_gain_db"] is not None:
         click.echo(f"held-out prediction gain {summary['prediction_gain_db']:.2f} dB, "
                    f"LPC-32 {summary['lpc32_gain_db']:.2f} dB")
+    if target:
+        click.echo(realtime.describe(summary["realtime"]))
 
 
 def _load_any(path: str):

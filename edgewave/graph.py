@@ -159,6 +159,10 @@ class Graph:
         by = self.by_name
         return sum(n.kernel * by[n.inputs[0]].channels * n.channels for n in self.nodes if n.op == "conv")
 
+    def values_per_sample(self) -> int:
+        """Activation values one streaming step computes: what requantization and elementwise work scale with."""
+        return sum(n.channels for n in self.nodes if n.op != "input")
+
     def params(self) -> int:
         by = self.by_name
         return sum(n.kernel * by[n.inputs[0]].channels * n.channels + (n.channels if n.use_bias else 0)

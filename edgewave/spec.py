@@ -39,7 +39,7 @@ LAYER_KEYS: dict[str, dict] = {
     "activation": {"function": None},
     "residual": {"layers": None, "dilations": [1]},
     "concat": {"layers": None, "dilations": [1]},
-    "skips": {"activation": "linear"},
+    "skips": {"activation": "linear", "combine": "sum"},
 }
 TOP_KEYS = {"head": "regression", "mulaw_bits": 8, "layers": None, "train": {}}
 TRAIN_KEYS = {"window": 2048, "batch": 16, "epochs": 40, "steps_per_epoch": 100,
@@ -121,6 +121,8 @@ def _parse_layers(items, where: str) -> list[dict]:
         for key in ("activation", "function"):
             if key in layer and layer[key] not in ACTIVATIONS:
                 raise UserError(f"{here}: {key} must be one of {', '.join(ACTIVATIONS)}, got {layer[key]!r}")
+        if kind == "skips" and layer["combine"] not in ("sum", "concat"):
+            raise UserError(f"{here}: skips combine must be 'sum' or 'concat', got {layer['combine']!r}")
         if kind == "pool" and layer["kind"] not in ("avg", "max"):
             raise UserError(f"{here}: pool kind must be 'avg' or 'max', got {layer['kind']!r}")
         if kind in ("residual", "concat"):
@@ -230,15 +232,18 @@ class _Lowering:
         elif kind == "skips":
             if not self.skips:
                 raise UserError("a 'skips' layer needs earlier layers marked skip = true")
-            chans = {self.node(s).channels for s in self.skips}
-            if len(chans) != 1:
-                raise UserError(f"skip taps have different channel counts {sorted(chans)}; "
-                                "make every skip = true layer the same width")
+            chans = [self.node(s).channels for s in self.skips]
             name = self.name(layer, "skips")
             if len(self.skips) == 1:
                 out = self.node(self.skips[0])
+            elif layer["combine"] == "concat":
+                # A following dense layer then weighs every tap on its own, with no chain of ADDs.
+                out = self.add(Node(name, "concat", tuple(self.skips), sum(chans)))
+            elif len(set(chans)) != 1:
+                raise UserError(f"skip taps have different channel counts {sorted(set(chans))}; "
+                                "make every skip = true layer the same width, or use combine = \"concat\"")
             else:
-                out = self.add(Node(name, "add", tuple(self.skips), chans.pop()))
+                out = self.add(Node(name, "add", tuple(self.skips), chans[0]))
             self.skips = []
             if layer["activation"] != "linear":
                 out = self.add(Node(f"{name}_{layer['activation']}", "act", (out.name,), out.channels,
