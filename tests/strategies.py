@@ -48,6 +48,6 @@ def specs(draw, max_dilation: int = 64, max_channels: int = 8, max_layers: int =
                 last.pop("kind", None)
                 l["layers"][-1] = {"type": "dense", "units": w, "activation": last.get("activation", "linear")}
                 widths.add(w)
-        layers.append({"type": "skips", "activation": draw(ACTS)})
+        layers.append({"type": "skips", "activation": draw(ACTS), "combine": draw(st.sampled_from(["sum", "concat"]))})
     head = draw(st.sampled_from(list(heads)))
     return {"head": head, "mulaw_bits": 4, "layers": layers}

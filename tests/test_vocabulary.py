@@ -222,6 +222,9 @@ def test_multiple_outputs_refused():
     ({"layers": [{"type": "conv", "filters": 2, "stride": 512}, {"type": "conv", "filters": 2, "stride": 512},
                  {"type": "conv", "filters": 2}]}, "exceeds"),
     ({"layers": [{"type": "dense", "units": 2, "skip": True}]}, "skips"),
+    ({"layers": [{"type": "dense", "units": 2, "skip": True}, {"type": "skips", "combine": "max"}]}, "combine"),
+    ({"layers": [{"type": "dense", "units": 2, "skip": True}, {"type": "dense", "units": 3, "skip": True},
+                 {"type": "skips"}]}, "combine = \"concat\""),
     ({"layers": [{"type": "dense", "units": 2}], "colour": 1}, "unknown key 'colour'"),
 ])
 def test_bad_specs_are_refused(bad, phrase):
