@@ -203,7 +203,7 @@ def _walk_layers(layers, fn):
 
 def wavenet_spec(width_factor: int = 1, receptive_field: int | None = None) -> dict:
     """The default spec, optionally with every layer `width_factor`× wider and/or its residual
-    dilations extended (1, 2, 4, … kernel 2) to reach `receptive_field`."""
+    dilations extended (1, k, k², … for kernel k) to reach `receptive_field`."""
     d = default_spec_dict()
 
     def widen(layer):
@@ -217,8 +217,11 @@ def wavenet_spec(width_factor: int = 1, receptive_field: int | None = None) -> d
         if len(blocks) != 1:
             raise BenchError("the default spec no longer has exactly one residual block with dilations; "
                              "update wavenet_spec() in benchmarks/run.py")
-        n = int(np.log2(receptive_field))
-        blocks[0]["dilations"] = [2 ** i for i in range(n)]
+        k = max(inner.get("kernel", 1) for inner in blocks[0]["layers"])
+        n = round(np.log(receptive_field) / np.log(k))
+        if k ** n != receptive_field:
+            raise BenchError(f"receptive field {receptive_field} is not a power of the default kernel {k}")
+        blocks[0]["dilations"] = [k ** i for i in range(n)]
     return d
 
 
@@ -230,11 +233,12 @@ def conv_stack_spec(dilations) -> dict:
 
 MODEL_SPECS = {
     # name: (spec builder, description)
-    "default": (lambda: wavenet_spec(), "the default spec (`edgewave spec`): gated WaveNet, 12 channels, "
-                                        "8 residual blocks, dilations 1…128"),
-    "default-2x": (lambda: wavenet_spec(2), "the default spec with every layer 2× wider (24 channels): ~4× the MACs"),
-    "wavenet-rf1024": (lambda: wavenet_spec(1, 1024), "the default spec with dilations 1…512 (10 blocks)"),
-    "wavenet-rf4096": (lambda: wavenet_spec(1, 4096), "the default spec with dilations 1…2048 (12 blocks)"),
+    "default": (lambda: wavenet_spec(), "the default spec (`edgewave spec`)"),
+    "default-2x": (lambda: wavenet_spec(2), "the default spec with every layer 2× wider: ~4× the MACs"),
+    "wavenet-rf1024": (lambda: wavenet_spec(1, 1024), "the default spec with residual blocks added up to a "
+                                                      "receptive field of 1 024"),
+    "wavenet-rf4096": (lambda: wavenet_spec(1, 4096), "the default spec with residual blocks added up to a "
+                                                      "receptive field of 4 096"),
     "conv6-d1": (lambda: conv_stack_spec([1] * 6), "6 causal conv layers, 16 channels, kernel 2, ReLU, "
                                                    "dilations 1, 1, 1, 1, 1, 1"),
     "conv6-dilated": (lambda: conv_stack_spec([1, 4, 16, 64, 256, 1024]),

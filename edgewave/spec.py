@@ -143,7 +143,7 @@ def load(path: str | Path) -> Spec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML ({e}); fix the file or start from `edgewave spec --default`")
+        raise UserError(f"{path}: not valid TOML ({e}); fix the file or start from `edgewave spec > my.toml`")
     return parse(data, source=str(path))
 
 
