@@ -283,6 +283,8 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, anomaly
 
     if generate and not gen_out:
         raise UserError("--generate needs --out FILE.wav for the generated samples")
+    if generate and backend not in sim.GENERATE_BACKENDS:
+        sim.stepper(backend, None)  # raises the one-line explanation before any work
     conv = sim.Converted.load(out_dir)
     try:
         x = sim.load_data(conv, data, channel, limit)
@@ -315,7 +317,8 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, anomaly
         if generate:
             from .signals import write_wav
 
-            gen = sim.generate(conv, backend, x, generate, seed)
+            gen = sim.generate(conv, backend, x, generate, seed,
+                               progress=sim.progress_printer(f"generate on {backend}", generate, as_json))
             rate = conv.manifest.get("sample_rate") or 16000
             write_wav(gen_out, gen * norm["scale"] + norm["offset"], rate)
             report["generated"] = {"file": gen_out, "samples": int(generate)}

@@ -23,6 +23,10 @@ class Runner:
     def run(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def stepper(self):
+        """A fresh stream: a function from one input sample to that step's output vector."""
+        raise NotImplementedError
+
 
 class EngineRunner(Runner):
     """The numpy engine, streaming sample by sample through its ring buffers."""
@@ -37,15 +41,31 @@ class EngineRunner(Runner):
         self.engine.reset()
         return self.engine.run_sequence(x) if self.sequence else self.engine.stream(x)
 
+    def stepper(self):
+        self.engine.reset()
+        return self.engine.step
+
 
 class KerasRunner(Runner):
     name, quantized = "keras", False
 
-    def __init__(self, model):
+    def __init__(self, model, receptive_field: int | None = None):
         self.model = model
+        self.receptive_field = receptive_field
 
     def run(self, x):
         return np.asarray(self.model(np.asarray(x, np.float32)[None, :, None], training=False))[0]
+
+    def stepper(self):
+        # Keras cannot stream: each step recomputes the last receptive field (zeros before the start, as causal
+        # padding sees them), which is what the streaming backends compute incrementally.
+        window = np.zeros(self.receptive_field, np.float32)
+
+        def step(v):
+            window[:-1] = window[1:]
+            window[-1] = v
+            return self.run(window)[-1]
+        return step
 
 
 class _TFLiteStream(Runner):
@@ -56,24 +76,32 @@ class _TFLiteStream(Runner):
         self.quantized = prog.quantized
 
     def run(self, x, progress=None):
+        step = self.stepper()
+        out = []
+        for i, v in enumerate(np.asarray(x, self.prog.dtype)):
+            if progress is not None and i % 500 == 0:
+                progress(i)
+            out.append(step(v))
+        if progress is not None:
+            progress(len(out))
+        return np.stack(out)
+
+    def stepper(self):
         p = self.prog
         delays = p.ring_delays()
         rings = {n: Ring(max(ds), p.tensors[n].channels, p.zero_code(n), p.dtype) for n, ds in delays.items()}
-        out = []
-        for i, v in enumerate(np.asarray(x, p.dtype)):
-            if progress is not None and i % 500 == 0:
-                progress(i)
+
+        def step(v):
             self.set("x", np.full((1, 1, 1), v, p.dtype))
             for n, ds in delays.items():
                 for d in ds:
                     self.set(tap_name(n, d), rings[n].read(d).reshape(1, 1, -1))
             self.invoke()
-            out.append(self.get("y").reshape(-1))
+            y = self.get("y").reshape(-1).copy()
             for n, ring in rings.items():
                 ring.push(np.asarray([v], p.dtype) if n == p.input else self.get(push_name(n)).reshape(-1))
-        if progress is not None:
-            progress(len(out))
-        return np.stack(out)
+            return y
+        return step
 
 
 class LiteRTStream(_TFLiteStream):

@@ -195,32 +195,54 @@ def anomaly_csv(path: str, x: np.ndarray, pred: np.ndarray, rf: int, threshold: 
     return int(flagged.sum())
 
 
-def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int, temperature: float = 1.0) -> np.ndarray:
-    """Free-running generation after priming with real samples: each output is fed back as the next input."""
-    from .engine import Engine
+GENERATE_BACKENDS = ("keras", "float", "int", "litert", "tflm")
 
-    if backend not in ("float", "int"):
-        raise UserError("--generate runs on the float or int backend (the step-by-step numpy engines); "
-                        "the other backends compute the same numbers for the same inputs")
-    prog = conv.prog if backend == "int" else conv.float_program()
-    eng = Engine(prog)
+
+def stepper(name: str, conv: Converted):
+    """A fresh step function (one model-domain input -> that step's raw output) on a Python-driven backend."""
+    if name == "keras":
+        from .frontend.importer import load_keras
+
+        return KerasRunner(load_keras(conv.path / "model.keras"), conv.prog.receptive_field()).stepper()
+    if name == "float":
+        return EngineRunner(conv.float_program()).stepper()
+    if name == "int":
+        return EngineRunner(conv.prog).stepper()
+    if name in ("litert", "tflm"):
+        return (LiteRTStream if name == "litert" else TFLMStream)(conv.prog, conv.stream).stepper()
+    raise UserError(f"--generate feeds each prediction back from Python, which the {name} backend cannot take "
+                    f"(it runs the whole input in one process); use one of {', '.join(GENERATE_BACKENDS)} — "
+                    "`--compare` shows the C and QEMU backends compute the same integers")
+
+
+def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int, temperature: float = 1.0,
+             progress=None) -> np.ndarray:
+    """Free-running generation after priming with real samples: each output is fed back as the next input."""
+    prog = conv.prog
+    step = stepper(backend, conv)
     rng = np.random.default_rng(seed)
-    q = prog.quantized
-    encode = (lambda v: convert_pipeline.quantize_input(prog, np.array([v], np.float32))[0]) if q else float
-    decode_out = (lambda y: convert_pipeline.dequantize_output(prog, y)) if q else (lambda y: np.asarray(y, np.float32))
+    if backend not in ("keras", "float") and prog.quantized:
+        encode = lambda v: convert_pipeline.quantize_input(prog, np.array([v], np.float32))[0]  # noqa: E731
+        decode = lambda y: convert_pipeline.dequantize_output(prog, y)  # noqa: E731
+    else:
+        encode, decode = float, (lambda y: np.asarray(y, np.float32))
     y = None
     for v in prime:
-        y = eng.step(encode(v))
+        y = step(encode(v))
     out = []
-    for _ in range(n):
-        logits = decode_out(y)
+    for i in range(n):
+        if progress is not None and i % 500 == 0:
+            progress(i)
+        logits = decode(y)
         if prog.head == "mulaw":
             p = np.exp((logits - logits.max()) / temperature)
             v = float(mulaw_decode(rng.choice(len(p), p=p / p.sum()), prog.mulaw_bits))
         else:
             v = float(logits[0])
         out.append(v)
-        y = eng.step(encode(v))
+        y = step(encode(v))
+    if progress is not None:
+        progress(n)
     return np.asarray(out, np.float32)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,20 @@ def test_generation_is_a_deterministic_wav(out16, tmp_path):
     y = signals.load_signal(files[0]).samples
     assert np.isfinite(y).all() and y.std() > 0
     assert files[0].read_bytes() == files[1].read_bytes()
+
+
+def test_generation_runs_on_every_python_backend(out16):
+    conv = sim.Converted.load(str(out16))
+    prime = sim.load_data(conv, str(SPEECH), limit=600)
+    gen = {b: sim.generate(conv, b, prime, 60, seed=3) for b in sim.GENERATE_BACKENDS}
+    for b, y in gen.items():
+        assert y.shape == (60,) and np.isfinite(y).all(), b
+    np.testing.assert_array_equal(gen["int"], gen["tflm"])  # the same integers, fed back the same way
+    np.testing.assert_allclose(gen["keras"], gen["float"], atol=1e-4)
+    assert np.abs(gen["litert"] - gen["int"]).max() < 0.05 * np.abs(gen["int"]).max() + 1e-3
+    assert_one_line_error(run_edgewave("simulate", out16, "--data", SPEECH, "--backend", "c", "--generate", "5",
+                                       "--out", "never.wav"), "cannot take")
+    assert not Path("never.wav").exists()
 
 
 def test_simulate_bad_input(out16, tmp_path, tiny_model, monkeypatch):
