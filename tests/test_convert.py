@@ -178,3 +178,15 @@ def test_convert_bad_input(tmp_path, tiny_model):
     assert_one_line_error(run_edgewave("convert", tiny_model, "--data", SPEECH, "--out", blocker / "sub"),
                           "writable")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["tanh", "logistic"])
+def test_int8_ranges_before_tanh_and_logistic_minimise_the_error_after_them(kind):
+    from edgewave.convert import calibrate
+
+    f = calibrate.TRANSFER[kind]
+    v = np.random.default_rng(2).normal(0, 4, 100_000)  # mostly in the saturated tails
+    plain = calibrate.choose_range(v, "int8")
+    judged = calibrate.choose_range(v, "int8", f)
+    assert judged[1] - judged[0] < 0.7 * (plain[1] - plain[0])
+    assert calibrate._int8_mse(v, *judged, f) < 0.7 * calibrate._int8_mse(v, *plain, f)
