@@ -235,5 +235,5 @@ def test_bad_specs_are_refused(bad, phrase):
 def test_default_spec_is_a_gated_wavenet():
     g = spec_mod.to_graph(spec_mod.default())
     assert g.receptive_field == 256
-    assert sum(n.activation == "tanh" for n in g.nodes) == 8
+    assert sum(n.activation == "tanh" for n in g.nodes) == 4
     assert g.macs_per_sample() < 10_000
