@@ -1,10 +1,13 @@
 """The prepared fast paths of the C runtime (firmware/src/ew_fcq.c, ew_eltq.c, ew_fast.h):
 their emit-time constants (edgewave/emit/plan.py) and formulas against the numpy kernels.
 
-The whole-model checks (host, ASan/UBSan, QEMU M4/M7/M33/M0+, random architectures) are in
-tests/test_emit.py, which now goes through these paths; here the single-multiply
-requantization and the int16 TANH/LOGISTIC tables are checked directly, in Python, over
-wide random ranges, and the C kernels through ctypes on random cases."""
+Each single-multiply form is checked in Python over wide random ranges (the int16 TANH /
+LOGISTIC tables over every table input), then the fused C kernels (a fully-connected layer
+with its function, a whole gated unit, a residual ADD, a concatenation read in place) run
+in small synthetic programs with random weights and random quantization, pushed into
+saturation, on the host (plain C, and ASan + UBSan), on emulated Cortex-M4 (the DSP
+paths) and M0+ (the portable C on Arm), against the numpy engine. The whole-model checks
+are in tests/test_emit.py."""
 
 from __future__ import annotations
 
@@ -16,17 +19,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgewave import ctools
+from edgewave.convert.program import Op, Program, Tensor
+from edgewave.emit import pipeline as emit_pipeline
 from edgewave.emit import plan as plan_mod
-from edgewave.integer import QuantParams, fixedpoint as fp, logistic, logistic_params, tanh, tanh_params
+from edgewave.engine import Engine
+from edgewave.integer import (
+    INT16_UNIT_OUTPUT,
+    LOGISTIC_INT8_OUTPUT,
+    TANH_INT8_OUTPUT,
+    QuantParams,
+    fixedpoint as fp,
+    logistic,
+    logistic_params,
+    tanh,
+    tanh_params,
+)
 from edgewave.integer.sigmoid_table import SIGMOID_TABLE_UINT16
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "firmware" / "src"
+needs_qemu = pytest.mark.skipif(not ctools.have_cortex_m_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 
 
 def s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >> 31 else v
+
+
+def hi32(v: int) -> int:
+    return v >> 32
+
+
+# -- the formulas ----------------------------------------------------------------------------
 
 
 def rq_eval(x: int, rq) -> int:
@@ -53,20 +78,103 @@ def test_single_multiply_requantization_equals_double_rounding():
         want = fp.multiply_by_quantized_multiplier(xs, mult, shift) + zp
         got = np.array([rq_eval(int(x), rq) for x in xs])
         np.testing.assert_array_equal(got, want, err_msg=f"mult {mult} shift {shift} zp {zp}")
+        if rq[2] == -1 and xmax < (1 << 30):  # the int8 kernels' doubled accumulator (rq8)
+            got2 = np.array([s32(hi32(2 * int(x) * mult + (1 << 31) + ((rq[1] + (-1 if x < 0 else 0)) << 32))) >> rq[3]
+                             for x in xs])
+            np.testing.assert_array_equal(got2, want, err_msg=f"doubled: mult {mult} shift {shift} zp {zp}")
     assert checked > 1000
 
 
-def test_int16_tanh_logistic_tables():
-    text = (SRC / "ew_sigmoid_pairs.c").read_text()
-    tables = {name: np.array([int(v) for v in re.findall(r"-?\d+", body)])
-              for name, body in re.findall(r"ew_(\w+)_pairs\[512\] = \{(.*?)\};", text, re.S)}
+def test_int16_fully_connected_single_multiply():
+    """TFLM's int64 requantization (16-bit multiplier, single rounding) as one SMMULR."""
+    rng = np.random.default_rng(4)
+    for _ in range(2000):
+        mult, shift = fp.quantize_multiplier(2.0 ** rng.uniform(-17.9, -0.01))
+        if not -17 <= shift <= -1:
+            continue
+        reduced = (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+        r = reduced << (17 + shift)
+        assert 0 < r < (1 << 31)
+        acc = np.concatenate([rng.integers(-(1 << 31) + 1, 1 << 31, 40), [-(1 << 31) + 1, (1 << 31) - 1, -1, 0, 1]])
+        want = fp.multiply_by_quantized_multiplier_int64(acc.astype(np.int64), mult, shift)
+        got = np.array([hi32(int(a) * r + (1 << 31)) for a in acc])
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("left_shift, lo, hi", [(15, -32768, 32767), (20, -255, 255)])
+def test_add_input_single_multiply(left_shift, lo, hi):
+    """ew_addin: MBQM(d << left_shift, m, s) == smmlar(d << (left_shift + 1), m, c + (d < 0 ? neg : 0)) >> e."""
+    rng = np.random.default_rng(5)
+    d = np.unique(np.concatenate([rng.integers(lo, hi + 1, 300), [lo, hi, -1, 0, 1]])).astype(np.int64)
+    for case in range(600):
+        real = 0.5 if case % 10 == 0 else 2.0 ** rng.uniform(-30, -1.0001)
+        m, s = fp.quantize_multiplier_smaller_than_one(real)
+        q = plan_mod._addin(0, m, s, left_shift, left_shift == 20)
+        assert q is not None
+        _, sh, mult, c, neg, e = q
+        want = fp.multiply_by_quantized_multiplier(fp.wrap_int32(d << left_shift), m, s)
+        got = [(hi32((int(x) << sh) * mult + (1 << 31) + ((c + (neg if x < 0 else 0)) << 32))) >> e for x in d]
+        np.testing.assert_array_equal(got, want, err_msg=f"mult {m} shift {s}")
+
+
+def tflm_table_value(kind: str, v: np.ndarray) -> np.ndarray:
+    """TFLM's int16 TANH / LOGISTIC as a function of the table input v (edgewave.integer.kernels)."""
     u = SIGMOID_TABLE_UINT16.astype(np.int64)
-    t, lg = tables["tanh16"].reshape(256, 2), tables["logistic16"].reshape(256, 2)
-    np.testing.assert_array_equal(t[:255, 0], (u[:255] - 32768) * 256 + 128)
-    np.testing.assert_array_equal(t[:255, 1], u[1:] - u[:255])
-    np.testing.assert_array_equal(lg[:255, 0], u[:255] * 512 + 512)
-    np.testing.assert_array_equal(lg[:255, 1], u[1:] - u[:255])
-    assert list(t[255]) == [32767 * 256 + 128, 0] and list(lg[255]) == [32767 * 1024 + 512, 0]
+    a = np.abs(v)
+    if kind == "tanh":
+        uh = np.minimum(a >> 8, 254)
+        r = np.where((a >> 8) >= 255, 0xFFFF << 8, (u[uh] << 8) + (a & 255) * (u[uh + 1] - u[uh]))
+        return np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1) >> 8
+    uh = np.minimum(a >> 9, 254)
+    r = np.where((a >> 9) >= 255, 0x7FFF << 10, (u[uh] << 9) + (a & 511) * (u[uh + 1] - u[uh]))
+    return np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1) >> 10
+
+
+def signed_table(kind: str) -> np.ndarray:
+    """[512, 2]: per segment j = -256..255 the smallest base B and the slope S with
+    (B + v * S) >> out_shift equal to TFLM for every v of the segment (ew_sigmoid_pairs.c)."""
+    seg, sh = (8, 8) if kind == "tanh" else (9, 10)
+    u = SIGMOID_TABLE_UINT16.astype(np.int64)
+    out = []
+    for j in range(-256, 256):
+        v = np.arange(j << seg, (j + 1) << seg, dtype=np.int64)
+        h = j if j >= 0 else -j - 1
+        s = int(u[h + 1] - u[h]) if h < 255 else 0
+        out.append((int(np.max((tflm_table_value(kind, v) << sh) - v * s)), s))
+    return np.array(out, np.int64)
+
+
+def test_int16_tanh_logistic_signed_tables():
+    text = (SRC / "ew_sigmoid_pairs.c").read_text()
+    body = re.search(r"ew_t16_sgn\[2048\] = \{(.*?)\};", text, re.S).group(1)
+    table = np.array([int(v) for v in re.findall(r"-?\d+", body)]).reshape(512, 4)
+    v = np.arange(-(1 << 19), 1 << 19, dtype=np.int64)  # beyond every clamp: the end segments have slope 0
+    for kind, cols, seg, sh in (("tanh", slice(0, 2), 8, 8), ("logistic", slice(2, 4), 9, 10)):
+        np.testing.assert_array_equal(table[:, cols], signed_table(kind), err_msg=kind)
+        assert table[0, cols][1] == 0 and table[511, cols][1] == 0
+        j = np.clip(v >> seg, -256, 255) + 256
+        got = (table[j, cols.start] + v * table[j, cols.start + 1]) >> sh
+        np.testing.assert_array_equal(got, tflm_table_value(kind, np.clip(v, -(1 << 20), 1 << 20)), err_msg=kind)
+
+
+def test_int16_table_input_single_multiply():
+    """(x * mult + round) >> shift == hi32((x << t_shift) * t_mult + 2^31) for every int16 x."""
+    rng = np.random.default_rng(6)
+    x = np.arange(-32768, 32768, dtype=np.int64)
+    checked = 0
+    for case in range(60):
+        scale = 2.0 ** -12 if case == 0 else (2.0 ** -11 if case == 1 else 10 ** rng.uniform(-6, -1))
+        for fn in (tanh_params, logistic_params):
+            params = fn(QuantParams(scale, 0), INT16_UNIT_OUTPUT, "int16")
+            t = plan_mod._t16_fused(params)
+            if t is None:
+                continue
+            checked += 1
+            ls = params.input_left_shift
+            want = (x * params.input_multiplier + ((1 << (ls - 1)) if ls > 0 else 0)) >> ls
+            got = ((x << t[0]) * t[1] + (1 << 31)) >> 32
+            np.testing.assert_array_equal(got, want, err_msg=f"scale {scale}")
+    assert checked > 100
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +211,201 @@ def test_int16_tanh_logistic_kernel_all_inputs(lib, kind):
         st = T16(t[0], t[1], t[2], 1 if kind == "tanh" else 2)
         fn(x.ctypes.data, x.size, ctypes.byref(st), got.ctypes.data)
         np.testing.assert_array_equal(got, want, err_msg=f"{kind} scale {scale}")
+
+
+# -- the fused kernels in synthetic programs -------------------------------------------------------
+
+
+class Builder:
+    """A random quantized program, tensor by tensor (the convert step's shapes, but every
+    scale, zero point, weight and bias drawn at random, often to saturation)."""
+
+    def __init__(self, rng, precision: str):
+        self.rng, self.precision = rng, precision
+        self.int8 = precision == "int8"
+        self.tensors: dict[str, Tensor] = {}
+        self.ops: list[Op] = []
+
+    def q(self, lo=-4.0, hi=-0.5) -> QuantParams:
+        zp = int(self.rng.integers(-128, 128)) if self.int8 else 0
+        return QuantParams(float(10 ** self.rng.uniform(lo, hi)), zp)
+
+    def tensor(self, name, channels, q=None, fixed=False):
+        self.tensors[name] = Tensor(name, channels, q or self.q(), fixed)
+        return name
+
+    def fc(self, name, inputs, n_out, activation="NONE", out_scale=None):
+        rng = self.rng
+        depth = sum(self.tensors[n].channels for n, _ in inputs)
+        w = rng.integers(-127, 128, (n_out, depth))
+        if rng.random() < 0.2:
+            w = np.where(rng.random(w.shape) < 0.5, -127, 127)
+        scales = (10 ** rng.uniform(-3.5, -1.5, n_out)).astype(np.float32)
+        if rng.random() < 0.2:
+            scales[:] = scales[0]
+        # the requantization multiplier s_in * s_w / s_out: mostly what trained layers have
+        # (outputs saturating more or less often), sometimes >= 1/2 or 1 (other code paths)
+        mult = 2.0 ** (rng.uniform(-14, -1.2) if rng.random() < 0.9 else rng.uniform(-1.2, 1.5))
+        s_in = self.tensors[inputs[0][0]].q.scale
+        zp = int(rng.integers(-128, 128)) if self.int8 else 0
+        span = 10 ** (rng.uniform(1, 6) if rng.random() < 0.9 else 9.3)
+        bias = rng.integers(-span, span + 1, n_out).astype(np.int32 if self.int8 else np.int64)
+        if out_scale is not None:  # the output scale given: the weight scales follow from the multipliers
+            scales = (out_scale * 2.0 ** rng.uniform(-14, -1.2, n_out) / s_in).astype(np.float32)
+        self.tensor(name, n_out, QuantParams(float(out_scale or s_in * scales.max() / mult), zp))
+        self.ops.append(Op("fc", list(inputs), name, activation, w.astype(np.int8), scales, bias))
+        return name
+
+    def act(self, name, kind, src):
+        if self.int8:
+            q = TANH_INT8_OUTPUT if kind == "tanh" else LOGISTIC_INT8_OUTPUT
+        else:
+            q = INT16_UNIT_OUTPUT
+        self.tensor(name, self.tensors[src].channels, q, fixed=True)
+        self.ops.append(Op(kind, [(src, 0)], name))
+        return name
+
+    def elementwise(self, name, kind, a, b):
+        self.tensor(name, self.tensors[a].channels)
+        self.ops.append(Op(kind, [(a, 0), (b, 0)], name))
+        return name
+
+    def concat(self, name, srcs):
+        q = self.tensors[srcs[0]].q
+        for s in srcs:
+            self.tensors[s].q = q
+        self.tensor(name, sum(self.tensors[s].channels for s in srcs), q)
+        self.ops.append(Op("concat", [(s, 0) for s in srcs], name))
+        return name
+
+    def program(self, output) -> Program:
+        return Program(self.precision, self.tensors, self.ops, "x", output)
+
+
+def gated_program(rng, precision):
+    b = Builder(rng, precision)
+    c = int(rng.choice([2, 3, 4, 5, 6, 9, 12]))
+    b.tensor("x", 1)
+    h = b.fc("h", [("x", 0)], c)
+    d = int(rng.integers(1, 4))
+    taps = [(h, d * (2 - j)) for j in range(3)]
+    kinds = [("tanh", "logistic"), ("logistic", "tanh"), ("tanh", "tanh"), ("logistic", "logistic")][int(rng.integers(4))]
+    # TANH / LOGISTIC inputs mostly in the ranges trained models give them (+-1 .. +-30)
+    scale = [float(10 ** rng.uniform(-4.5, -2.9)) if rng.random() < 0.8 else None for _ in range(2)]
+    fa = b.act("fa", kinds[0], b.fc("fa/pre", taps, c, out_scale=scale[0]))
+    fb = b.act("fb", kinds[1], b.fc("fb/pre", taps, c, out_scale=scale[1]))
+    g = b.elementwise("g", "mul", fa, fb)
+    r = b.fc("r", [(g, 0)], c)
+    s = b.elementwise("s", "add", *([h, r] if rng.random() < 0.5 else [r, h]))  # residual, either order
+    return b.program(b.fc("y", [(s, 0), (s, 1)], 1, "RELU" if rng.random() < 0.3 else "NONE"))
+
+
+def residual_program(rng, precision):
+    b = Builder(rng, precision)
+    c = int(rng.choice([1, 3, 4, 6, 8, 16]))
+    b.tensor("x", 1)
+    h = b.fc("h", [("x", 0), ("x", 1)], c)
+    r = b.fc("r", [(h, 0), (h, 2)], c, "RELU" if rng.random() < 0.3 else "NONE")
+    if rng.random() < 0.3:  # equal scales: both inputs are exact halvings
+        b.tensors[r].q = b.tensors[h].q
+    s = b.elementwise("s", "add", *([h, r] if rng.random() < 0.5 else [r, h]))
+    post = ["tanh", "logistic", None][int(rng.integers(3))]
+    t = b.fc("t", [(s, 0), (s, 1)], c, out_scale=float(10 ** rng.uniform(-4.5, -2.9)) if post and rng.random() < 0.8 else None)
+    if post:
+        t = b.act("t/act", post, t)
+    a, a2 = b.fc("a", [(t, 0)], c), b.fc("a2", [(s, 0)], c)
+    cat = b.concat("cat", [a, a2])
+    return b.program(b.fc("y", [(cat, 0)], 1, "RELU" if rng.random() < 0.5 else "NONE"))
+
+
+def skips_program(rng, precision):
+    """Fully-connected outputs read twice (a residual ADD and a sum of skips: the fused ADD
+    also stores them), stand-alone ADDs, RELU / requantization with multipliers above 1."""
+    b = Builder(rng, precision)
+    c = int(rng.choice([2, 4, 7, 12]))
+    b.tensor("x", 1)
+    h = b.fc("h", [("x", 0), ("x", 2)], c)
+    d1 = b.fc("d1", [(h, 0), (h, 1)], c)
+    r1 = b.elementwise("r1", "add", h, d1)
+    d2 = b.fc("d2", [(r1, 0), (r1, 1)], c)
+    r2 = b.elementwise("r2", "add", *([d2, r1] if rng.random() < 0.5 else [r1, d2]))
+    sk = b.elementwise("sk", "add", d1, d2)
+    if rng.random() < 0.3:
+        b.tensors[sk].q = QuantParams(b.tensors[sk].q.scale / 10 ** rng.uniform(0.5, 4), b.tensors[sk].q.zero_point)
+    kind = "relu" if rng.random() < 0.6 else "requant"
+    q = b.q(-4, -0.5)
+    if precision == "int8" and kind == "relu":
+        q = QuantParams(q.scale, -128)
+    b.tensor("skr", c, q)
+    b.ops.append(Op(kind, [(sk, 0)], "skr"))
+    return b.program(b.fc("y", [("skr", 0), (r2, 0)], 1))
+
+
+PROGRAMS = {"gated": gated_program, "residual": residual_program, "skips": skips_program}
+
+
+def c_model(prog: Program, c_dir: Path) -> tuple[list[Path], list[Path], str]:
+    files, _ = emit_pipeline.render({"receptive_field": prog.receptive_field(), "normalization": {"offset": 0, "scale": 1}},
+                                    prog, None, "m")
+    for rel, text in files.items():
+        (c_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (c_dir / rel).write_text(text)
+    srcs, incs = emit_pipeline.c_sources(c_dir, "m")
+    return srcs, incs, files["m.c"]
+
+
+def random_cases(precision: str, n: int, seed: int):
+    """(name, program, input codes, expected outputs, C sources, include dirs, model.c text)."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        kind = list(PROGRAMS)[len(cases) % len(PROGRAMS)]
+        prog = PROGRAMS[kind](rng, precision)
+        info = np.iinfo(prog.dtype)
+        codes = rng.integers(info.min, info.max + 1, 300).astype(prog.dtype)
+        codes[:20] = info.max
+        codes[20:40] = info.min
+        try:
+            want = Engine(prog).run_sequence(codes)
+        except ValueError:  # parameters TFLM itself would refuse
+            continue
+        cases.append((f"{precision}-{kind}-{len(cases)}", prog, codes, want))
+    return cases
+
+
+@pytest.fixture(scope="module", params=["int8", "int16x8"])
+def built(request, tmp_path_factory):
+    out = []
+    for name, prog, codes, want in random_cases(request.param, 18, 11 if request.param == "int8" else 12):
+        c_dir = tmp_path_factory.mktemp(name)
+        srcs, incs, text = c_model(prog, c_dir)
+        out.append((name, prog, codes, want, srcs, incs, text, c_dir))
+    return out
+
+
+def test_fused_kernels_are_used(built):
+    """The synthetic programs do go through the fused paths (else the tests below prove little)."""
+    text = "\n".join(t for *_, t, _ in built)
+    for kernel in (r"ew_gateq_\w+\(", r"ew_addfcq_(?!y_)\w+\(", r"ew_addfcq_y_\w+\(", r"ew_fcq_\w+\(", r"ew_addq_\w+\("):
+        assert len(re.findall(kernel, text)) >= 3, kernel
+    residual = [t for name, *_, t, _ in built if "residual" in name]
+    assert sum("ew_concat_" not in t for t in residual) >= 3  # the fully-connected layer gathered the inputs
+    assert any("EW_FCQ_TANH" in t or "EW_FCQ_LOGISTIC" in t or "EW_FCQ_LUT" in t for *_, t, _ in built)
+
+
+def test_fused_kernels_host_and_sanitizers(built):
+    for name, prog, codes, want, srcs, incs, _, c_dir in built:
+        got = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "host"), codes)
+        np.testing.assert_array_equal(got, want, err_msg=f"{name}: host C != numpy engine")
+    for name, prog, codes, want, srcs, incs, _, c_dir in built[:4]:
+        got = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "asan", sanitize=True), codes)
+        np.testing.assert_array_equal(got, want, err_msg=f"{name}: sanitized host C != numpy engine")
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
+def test_fused_kernels_on_cortex_m(built, target):
+    for name, prog, codes, want, srcs, incs, _, c_dir in built:
+        elf, _ = ctools.build_cortex_m(target, srcs, incs, c_dir / target)
+        got, _ = ctools.run_qemu(target, elf, codes)
+        np.testing.assert_array_equal(got, want, err_msg=f"{name}: {target} != numpy engine")

@@ -31,13 +31,16 @@ def runtime_files() -> list[tuple[Path, str]]:
     return out
 
 
-def render(manifest: dict, prog, stream: bytes, prefix: str) -> tuple[dict[str, str], dict]:
-    """{relative path: text} for every generated file, plus the numbers the report needs."""
+def render(manifest: dict, prog, stream: bytes | None, prefix: str) -> tuple[dict[str, str], dict]:
+    """{relative path: text} for every generated file, plus the numbers the report needs.
+
+    Without a ``stream`` (tests of the C runtime on synthetic programs) only the model's
+    own C files and the runtime are rendered: no TFLM build, CMake or README."""
     p = plan_mod.plan(prog, prefix)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(package_dir("templates"))),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=False)
     info = np.iinfo(prog.dtype)
-    arena = tflm.measured_arena_bytes(stream)
+    arena = tflm.measured_arena_bytes(stream) if stream is not None else 0
     ram = plan_mod.ram_bytes(p)
     state_struct = plan_mod.state_struct_bytes(p)
     ctx = {
@@ -58,8 +61,8 @@ def render(manifest: dict, prog, stream: bytes, prefix: str) -> tuple[dict[str, 
         "input_ref": f"({plan_mod._ref(p, prog.input, 0)})", "output_ref": plan_mod._ref(p, prog.output, 0),
         "arena_measured": arena, "margin_pct": round(100 * (tflm.ARENA_MARGIN - 1)),
         "arena_size": int(np.ceil(arena * tflm.ARENA_MARGIN / 16) * 16),
-        "resolver_ops": [tflm.RESOLVER_METHODS[o] for o in tflm.ops(stream)],
-        "model_bytes": tflm.c_array(stream), "model_size": len(stream),
+        "resolver_ops": [tflm.RESOLVER_METHODS[o] for o in tflm.ops(stream)] if stream is not None else [],
+        "model_bytes": tflm.c_array(stream) if stream is not None else "", "model_size": len(stream or b""),
     }
     rt = runtime_files()
     ctx["runtime_sources"] = [dst for _, dst in rt if dst.endswith(".c")]
@@ -67,16 +70,19 @@ def render(manifest: dict, prog, stream: bytes, prefix: str) -> tuple[dict[str, 
         f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
         f"{prefix}.c": env.get_template("model.c.j2").render(ctx),
         "edgewave_model.h": env.get_template("edgewave_model.h.j2").render(ctx),
-        f"{prefix}_tflm.h": env.get_template("tflm_model.h.j2").render(ctx),
-        f"{prefix}_tflm.cc": env.get_template("tflm_model.cc.j2").render(ctx),
-        "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(ctx),
-        "README.md": env.get_template("README.md.j2").render(ctx),
     }
+    if stream is not None:
+        files.update({
+            f"{prefix}_tflm.h": env.get_template("tflm_model.h.j2").render(ctx),
+            f"{prefix}_tflm.cc": env.get_template("tflm_model.cc.j2").render(ctx),
+            "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(ctx),
+            "README.md": env.get_template("README.md.j2").render(ctx),
+        })
     for src, dst in rt:
         files[dst] = src.read_text()
     numbers = {"ram_bytes": ram, "min_state_bytes": prog.state_bytes(), "tflm_arena_bytes": arena,
                "tflm_ram_bytes": arena + prog.state_bytes(), "macs_per_sample": ctx["macs"],
-               "tflite_bytes": len(stream)}
+               "tflite_bytes": len(stream or b"")}
     return files, numbers
 
 

@@ -1,10 +1,16 @@
-"""Program -> what the C templates print: memory layout, constants, and one kernel call per op.
+"""Program -> what the C templates print: memory layout, constants, and the kernel calls.
 
 Every decision lives here; the templates only print. Memory: one ring per
 tensor that is read at a delay, holding `length + 1` rows so the current
 value is written straight into its slot (no copy into the ring afterwards);
 every other tensor gets a slot in a scratch area shared by tensors whose
-lifetimes do not overlap within a step.
+lifetimes do not overlap within a step (int16 slots start 4-byte aligned, so
+that the fully-connected kernels read them in place).
+
+Calls: one per op, except that a fully-connected layer takes over the ops that
+alone read it where the prepared kernels can do their arithmetic exactly (see
+FusedOp): its elementwise function, a gated tanh * sigmoid unit with both layers
+and the MUL, a residual ADD, or a concatenation it reads (it gathers the pieces).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class Storage:
     tensor: str
     channels: int
     ring: str | None = None       # state member holding the ring rows
-    head: str | None = None       # state member with the current row
+    head: str | None = None       # state member with the current row's offset (in values)
     rows: int = 0                 # ring rows (= max delay + 1)
     offset: int | None = None     # scratch offset (non-ring tensors)
 
@@ -65,6 +71,23 @@ def _values(arr) -> str:
     return ", ".join(str(int(v)) for v in np.asarray(arr).ravel())
 
 
+@dataclass
+class FusedOp:
+    """One call of the generated step: a program op as it is (kind "op"), or a prepared
+    fully-connected layer ("fc") with what reads it folded in: its elementwise function,
+    a whole gated unit ("gate": two fully-connected layers, their TANH / LOGISTIC and the
+    MUL), or the ADD of a residual connection ("fcadd")."""
+
+    kind: str
+    inputs: list[tuple[str, int]]   # the taps the call reads
+    output: str                     # the tensor it writes
+    parts: list                     # the program ops it computes
+    index: int                      # program index of its first part (names its constants)
+    prep: dict | None = None        # constants prepared while fusing
+    other: tuple[str, int] | None = None  # fcadd: the ADD's other input
+    also: str | None = None         # fcadd: the fully-connected output, when other ops read it too
+
+
 def plan(prog: Program, prefix: str) -> Plan:
     assert prog.quantized, "emit.pipeline refuses float programs"
     ctype, suffix = ("int16_t", "s16") if prog.dtype == np.int16 else ("int8_t", "s8")
@@ -76,57 +99,43 @@ def plan(prog: Program, prefix: str) -> Plan:
             storage[name] = Storage(name, t.channels, f"ring{i}", f"head{i}", lengths[name] + 1)
         else:
             storage[name] = Storage(name, t.channels)
-    scratch = _allocate_scratch(prog, storage)
+    fops = _fuse(prog)
+    scratch = _allocate_scratch(prog, fops, storage, align=2 if suffix == "s16" else 1)
     p = Plan(prefix, ctype, suffix, storage, scratch)
-    readers: dict[str, int] = {}
-    for op in prog.ops:
-        for name, _ in op.inputs:
-            readers[name] = readers.get(name, 0) + 1
-    fused: set[int] = set()
-    gathered = None  # taps whose gathered inputs are in xw (fast FCs reuse them)
-    xw_size = 0
-    for i, op in enumerate(prog.ops):
-        if i in fused:
-            continue
-        post = None
-        nxt = prog.ops[i + 1] if i + 1 < len(prog.ops) else None
-        if (op.kind == "fc" and nxt is not None and nxt.kind in _POST_KINDS and nxt.inputs == [(op.output, 0)]
-                and readers.get(op.output) == 1 and storage[op.output].ring is None and op.output != prog.output):
-            post = nxt
-        call = _fast_fc(p, prog, i, op, post, gathered) if op.kind == "fc" else None
-        if call is not None:
-            if post is not None and call.pop("fused"):
-                fused.add(i + 1)
-            gathered = call.pop("gathered")
-            xw_size = max(xw_size, call.pop("xw"))
+    xw_words = 0
+    for f in fops:
+        call = None
+        if f.kind != "op":
+            call, words = _emit_fused(p, prog, f)
+            xw_words = max(xw_words, words)
         else:
-            call = _fast_elementwise(p, prog, i, op) if op.kind != "fc" else None
+            op = f.parts[0]
+            call = _fast_elementwise(p, prog, f.index, op) if op.kind != "fc" else None
             if call is None:
-                call = _call(p, prog, i, op)
+                call = _call(p, prog, f.index, op)
         p.calls.append({"taps": [], **call})
-        written = prog.ops[i + 1].output if i + 1 in fused else op.output
-        if gathered is not None and (written in {n for n, _ in gathered[1]} or op.output in {n for n, _ in gathered[1]}):
-            gathered = None
-    p.stack_bytes = 4 * xw_size
-    if xw_size:
-        p.calls.insert(0, {"decl": f"int32_t xw[{xw_size}]; /* fully-connected inputs as 16-bit pairs */",
-                           "comment": "", "taps": [], "call": ""})
+    p.stack_bytes = 4 * xw_words
+    if xw_words:
+        decl = (f"union {{ int32_t align; int16_t v[{2 * xw_words}]; }} xw; /* fully-connected inputs, 4-byte aligned */"
+                if suffix == "s16" else f"int32_t xw[{xw_words}]; /* fully-connected inputs as 16-bit pairs */")
+        p.calls.insert(0, {"decl": decl, "comment": "", "taps": [], "call": ""})
     return p
 
 
-def _allocate_scratch(prog: Program, storage: dict[str, Storage]) -> int:
-    """First-fit offsets for non-ring tensors, freeing each after its last reader within the step."""
+def _allocate_scratch(prog: Program, fops: list[FusedOp], storage: dict[str, Storage], align: int = 1) -> int:
+    """First-fit offsets (multiples of ``align``) for non-ring tensors, freeing each after its
+    last reader within the step."""
     last_use = {}
-    for i, op in enumerate(prog.ops):
-        for name, _ in op.inputs:
+    for i, f in enumerate(fops):
+        for name, _ in f.inputs + ([f.other] if f.other else []):
             last_use[name] = i
-    last_use[prog.output] = len(prog.ops)
+    last_use[prog.output] = len(fops)
     live: list[tuple[int, int, str]] = []  # (offset, size, tensor)
     size = 0
 
     def place(name):
         nonlocal size
-        need = storage[name].channels
+        need = -(-storage[name].channels // align) * align
         pos = 0
         for off, sz, _ in sorted(live):
             if off - pos >= need:
@@ -138,9 +147,10 @@ def _allocate_scratch(prog: Program, storage: dict[str, Storage]) -> int:
 
     if storage[prog.input].ring is None:
         place(prog.input)
-    for i, op in enumerate(prog.ops):
-        if storage[op.output].ring is None:
-            place(op.output)
+    for i, f in enumerate(fops):
+        for name in [f.output] + ([f.also] if f.also else []):
+            if storage[name].ring is None:
+                place(name)
         live[:] = [(o, s, n) for o, s, n in live if last_use.get(n, -1) > i]
     return size
 
@@ -151,8 +161,8 @@ def _ref(p: Plan, name: str, delay: int) -> str:
         assert delay == 0
         return f"&s->scratch[{s.offset}]"
     if delay == 0:
-        return f"s->{s.ring}[s->{s.head}]"
-    return f"s->{s.ring}[ew_back(s->{s.head}, {delay}u, {s.rows}u)]"
+        return f"&s->{s.ring}[s->{s.head}]"
+    return f"&s->{s.ring}[ew_back(s->{s.head}, {delay * s.channels}u, {s.rows * s.channels}u)]"
 
 
 def _const(p: Plan, name: str, ctype: str, values) -> str:
@@ -251,7 +261,7 @@ def _t16q(params) -> tuple[int, int, int] | None:
 
 
 def _pairs(depth: int, int8: bool) -> list[tuple[int, int]]:
-    """Element indices of each 16-bit pair word of the gathered input (see ew_fcq_gather_*)."""
+    """Element indices of each 16-bit pair word of the gathered input (see ew_gather_*)."""
     if int8:
         n = -(-depth // 4) * 4
         return [(4 * (j // 2) + (j % 2), 4 * (j // 2) + (j % 2) + 2) for j in range(n // 2)]
@@ -259,101 +269,520 @@ def _pairs(depth: int, int8: bool) -> list[tuple[int, int]]:
     return [(2 * j, 2 * j + 1) for j in range(n // 2)]
 
 
-def _fast_fc(p: Plan, prog: Program, i: int, op, post, gathered) -> dict | None:
+def _t16_fused(params) -> tuple[int, int] | None:
+    """(t_shift, t_mult) of an int16 TANH / LOGISTIC input scaling for the prepared kernels:
+    (x * mult + round) >> shift == hi32((x << t_shift) * t_mult + 2^31) (see ew_fast.h)."""
+    t = _t16q(params)
+    if t is None:
+        return None
+    mult, _, ls = t
+    ts, tm = (16, mult << (16 - ls)) if ls <= 16 else (0, mult << (32 - ls))
+    return (ts, tm) if tm < (1 << 31) else None
+
+
+def _fc_consts(prog: Program, op, inputs) -> tuple | None:
+    """The per-output constants of a prepared fully-connected layer: (params, [(bias, [consts])]),
+    or None when the prepared arithmetic is not provably exact for it."""
     T = prog.tensors
     dtype = np.dtype(prog.dtype).name
-    int8 = p.suffix == "s8"
-    qin = T[op.inputs[0][0]].q
-    qout = T[op.output].q
-    n_out, depth = op.weights.shape
-    params = K.fc_params(qin, op.weight_scales, qout, op.activation, dtype)
+    int8 = prog.dtype == np.int8
+    params = K.fc_params(T[inputs[0][0]].q, op.weight_scales, T[op.output].q, op.activation, dtype)
+    n_out = op.weights.shape[0]
     mults, shifts = params.per_channel(n_out)
     w = np.asarray(op.weights, np.int64)
     bias = np.zeros(n_out, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
     if not int8 and op.bias is not None and np.asarray(op.bias).dtype != np.int64:
         return None
-    if int8:
-        xdev = max(abs(-128 - params.zp_in), abs(127 - params.zp_in))
-    else:
-        xdev = 32768
+    xdev = max(abs(-128 - params.zp_in), abs(127 - params.zp_in)) if int8 else 32768
     bound = int(np.max(np.abs(bias) + np.abs(w).sum(axis=1) * xdev)) if n_out else 0
-    if bound >= INT32_LIMIT:
+    if bound * (2 if int8 else 1) >= INT32_LIMIT:  # int8 accumulates doubled (ew_fcq.c rq8)
         return None
     chan = []
     for o in range(n_out):
+        mult, shift = int(mults[o]), int(shifts[o])
         if int8:
-            rq = _rq(mults[o], shifts[o], params.zp_out, bound)
+            rq = _rq(mult, shift, params.zp_out, bound)
             if rq is None or rq[2] != -1:
                 return None
-            b = _wrap32(int(bias[o]) - params.zp_in * int(w[o].sum()))
-            chan.append((b, (rq[0], rq[1], rq[3])))
+            chan.append((_wrap32(2 * (int(bias[o]) - params.zp_in * int(w[o].sum()))), [mult, rq[1], rq[3]]))
         else:
-            mult, shift = int(mults[o]), int(shifts[o])
-            if shift > 14:
+            # TFLM: (acc * reduced + 2^(14 - shift)) >> (15 - shift); with r = reduced << (17 + shift)
+            # that is hi32(acc * r + 2^31) (SMMULR) for shifts -17..-1
+            if not -17 <= shift <= -1 or mult < 0:
                 return None
             reduced = (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
-            ts = 15 - shift
-            k = max(0, 33 - ts)
-            e = ts + k - 32
-            if k > 16 or not 1 <= e <= 31 or reduced < 0:
-                return None
-            chan.append((int(bias[o]), (reduced << k, 1 << (e - 1), e)))
-    groups = -(-n_out // 4)
-    chan += [(0, (0, 0, 0))] * (groups * 4 - n_out)
-    chan = [v for g in range(groups) for v in [b for b, _ in chan[4 * g:4 * g + 4]]
-            + [x for _, q in chan[4 * g:4 * g + 4] for x in q]]
+            chan.append((int(bias[o]), [reduced << (17 + shift)]))
+    return params, chan
+
+
+def _n_pairs(depth: int, int8: bool) -> int:
+    n = len(_pairs(depth, int8))
+    return max(2, n + (n % 2))  # the DSP loop takes pairs two at a time
+
+
+def _pack(rows, chan, depth: int, n_pairs: int, int8: bool) -> list[int]:
+    """The weight stream of ew_fcq & co.: per group of four output rows (None: a zero row)
+    the four biases, the interleaved weight words and each row's constants. int8 weights
+    and biases are doubled (see edgewave_rt.h)."""
     pairs = _pairs(depth, int8)
-    if len(pairs) % 2:  # the DSP loop takes pairs two at a time
-        pairs.append((2 * len(pairs) + 2, 2 * len(pairs) + 3))
-    wp = np.zeros((groups * 4, 2 * len(pairs) + 4), np.int64)
-    wp[:n_out, :depth] = w
+    pairs += [(2 * n_pairs + 8, 2 * n_pairs + 9)] * (n_pairs - len(pairs))
+    width = 2 * n_pairs + 10
     words = []
-    for g in range(groups):
+    per_row = 3 if int8 else 1
+    for g in range(0, len(rows), 4):
+        group = rows[g:g + 4]
+        cg = [chan[g + k] if group[k] is not None else (0, [0] * per_row) for k in range(4)]
+        words += [c[0] for c in cg]
+        wp = np.zeros((4, width), np.int64)
+        for k, r in enumerate(group):
+            if r is not None:
+                wp[k, :depth] = np.asarray(r, np.int64) * (2 if int8 else 1)
         for a, b in pairs:
-            for k_ in range(4):
-                words.append(_wrap32((int(wp[4 * g + k_, a]) & 0xFFFF) | (int(wp[4 * g + k_, b]) << 16)))
-    # fused elementwise function of the single reader
-    lut, t16, fused, out_name = "NULL", "NULL", False, op.output
-    if post is not None:
-        qpost = T[post.output].q
-        if int8:
-            kernel = {"tanh": K.tanh, "logistic": K.logistic, "relu": K.relu, "requant": K.requantize}[post.kind]
-            lut = _const(p, f"op{i + 1}_lut", "int8_t", K.lut_s8(kernel, qout, qpost))
-            fused = True
-        elif post.kind in ("tanh", "logistic"):
-            fn = K.tanh_params if post.kind == "tanh" else K.logistic_params
-            t = _t16q(fn(qout, qpost, dtype))
-            if t is not None:
-                name = f"op{i + 1}_t16q"
-                p.consts.append({"ctype": "ew_t16q", "name": name,
-                                 "struct": f".mult = {t[0]}, .round = {t[1]}, .shift = {t[2]}, "
-                                           f".kind = {1 if post.kind == 'tanh' else 2}"})
-                t16, fused = f"&{name}", True
-        if fused:
-            out_name = post.output
-    wname = _const(p, f"op{i}_wq", "int32_t", words)
-    cname = _const(p, f"op{i}_chan", "int32_t", chan)
-    sname = f"op{i}_fcq"
-    p.consts.append({"ctype": "ew_fcq", "name": sname,
-                     "struct": f".w = {wname}, .chan = {cname}, .n_out = {n_out}, .n_pairs = {len(pairs)}, "
-                               f".act_min = {params.act_min}, .act_max = {params.act_max}, "
-                               f".lut = {lut}, .t16 = {t16}"})
-    key = tuple(op.inputs)
-    taps = [_ref(p, n, d) for n, d in op.inputs]
-    names = ", ".join(f"{n}@{d}" if d else n for n, d in op.inputs)
-    comment = f"fc {names} -> {op.output}" + (f", {post.kind} -> {post.output}" if fused else "")
-    out = _ref(p, out_name, 0)
-    call = f"ew_fcq_{p.suffix}(xw, &{sname}, {out})"
-    reuse = gathered is not None and gathered[0] == (key, len(pairs)) and all(
-        p.storage[n].ring is not None for n, _ in op.inputs)
-    if not reuse:
-        call = (f"ew_fcq_gather_{p.suffix}(taps, {len(taps)}, {T[op.inputs[0][0]].channels}, {len(pairs)}, xw);\n"
-                f"        {call}")
+            for k in range(4):
+                words.append(_wrap32((int(wp[k, a]) & 0xFFFF) | (int(wp[k, b]) << 16)))
+        words += [v for c in cg for v in c[1]]
+    return words
+
+
+def _full_range(lo: int, hi: int, int8: bool) -> bool:
+    return (lo, hi) == ((-128, 127) if int8 else (-32768, 32767))
+
+
+def _post_lut(prog: Program, fc_params, qin, post, subtract: int = 0) -> np.ndarray:
+    """int8: the table of ``post`` over the fully-connected output, with the layer's
+    fused-activation clamp folded in (index y + 128 for any int8 y), less ``subtract``."""
+    kernel = {"tanh": K.tanh, "logistic": K.logistic, "relu": K.relu, "requant": K.requantize}[post.kind]
+    y = np.clip(np.arange(-128, 128), fc_params.act_min, fc_params.act_max).astype(np.int8)
+    return kernel(y, qin, prog.tensors[post.output].q).astype(np.int64) - subtract
+
+
+def _prep_fc(prog: Program, op, post, inputs) -> dict | None:
+    int8 = prog.dtype == np.int8
+    c = _fc_consts(prog, op, inputs)
+    if c is None:
+        return None
+    params, chan = c
+    fields = {"act_min": params.act_min, "act_max": params.act_max, "t_shift": 0, "t_mult": 0, "lut": None}
+    full = _full_range(params.act_min, params.act_max, int8)
+    if post is None:
+        mode = "EW_FCQ_SAT" if full else ("EW_FCQ_USAT" if not int8 and (params.act_min, params.act_max) == (0, 32767)
+                                          else "EW_FCQ_CLAMP")
+    elif int8:
+        mode, fields["lut"] = "EW_FCQ_LUT", _post_lut(prog, params, prog.tensors[op.output].q, post)
     else:
-        taps = []
-        comment += " (inputs already gathered)"
-    return {"comment": comment, "taps": taps, "call": call, "fused": fused,
-            "gathered": ((key, len(pairs)), key), "xw": len(pairs)}
+        if post.kind not in ("tanh", "logistic") or not full:
+            return None
+        fn = K.tanh_params if post.kind == "tanh" else K.logistic_params
+        t = _t16_fused(fn(prog.tensors[op.output].q, prog.tensors[post.output].q, "int16"))
+        if t is None:
+            return None
+        mode, (fields["t_shift"], fields["t_mult"]) = ("EW_FCQ_TANH" if post.kind == "tanh" else "EW_FCQ_LOGISTIC"), t
+    depth = op.weights.shape[1]
+    n_pairs = _n_pairs(depth, int8)
+    n_out = op.weights.shape[0]
+    rows = list(op.weights) + [None] * (-n_out % 4)
+    words = _pack(rows, chan, depth, n_pairs, int8)
+    return {"words": words, "n_out": n_out, "n_pairs": n_pairs, "mode": mode, **fields}
+
+
+def _prep_gate(prog: Program, fa, pa, fb, pb, mul, inputs) -> dict | None:
+    T = prog.tensors
+    int8 = prog.dtype == np.int8
+    dtype = np.dtype(prog.dtype).name
+    if not int8 and (pa.kind, pb.kind) == ("logistic", "tanh"):  # int16 MUL is symmetric: tanh first
+        fa, pa, fb, pb = fb, pb, fa, pa
+    ca, cb = _fc_consts(prog, fa, inputs), _fc_consts(prog, fb, inputs)
+    if ca is None or cb is None or fa.weights.shape != fb.weights.shape:
+        return None
+    mp = K.mul_params(T[pa.output].q, T[pb.output].q, T[mul.output].q, dtype)
+    if not _full_range(mp.act_min, mp.act_max, int8):
+        return None
+    fields = {}
+    if int8:
+        la = _post_lut(prog, ca[0], T[fa.output].q, pa, mp.zp_a)
+        lb = _post_lut(prog, cb[0], T[fb.output].q, pb, mp.zp_b)
+        pmax = int(max(abs(x * y) for x in (la.min(), la.max()) for y in (lb.min(), lb.max())))
+        fields.update(mode=0, lut_a=2 * la, lut_b=lb)
+    else:
+        if not (_full_range(ca[0].act_min, ca[0].act_max, False) and _full_range(cb[0].act_min, cb[0].act_max, False)):
+            return None
+        ts = []
+        for f, post in ((fa, pa), (fb, pb)):
+            fn = K.tanh_params if post.kind == "tanh" else K.logistic_params
+            ts.append(_t16_fused(fn(T[f.output].q, T[post.output].q, "int16")))
+        if None in ts or any(t[0] != 16 for t in ts):  # the gate kernel has t_shift 16 built in
+            return None
+        mode = {("tanh", "logistic"): "EW_GATE_TANH_LOGISTIC", ("tanh", "tanh"): "EW_GATE_TANH_TANH",
+                ("logistic", "logistic"): "EW_GATE_LOGISTIC_LOGISTIC"}[(pa.kind, pb.kind)]
+        pmax = 1 << 30
+        fields.update(mode=mode, a_mult=ts[0][1], b_mult=ts[1][1])
+    rq = _rq(mp.mult, mp.shift, mp.zp_out, pmax)
+    if rq is None or rq[2] != -1:
+        return None
+    if int8:  # the doubled product (lut_a is doubled) takes the multiplier itself
+        rq = (mp.mult, *rq[1:])
+    depth = fa.weights.shape[1]
+    n_pairs = _n_pairs(depth, int8)
+    n_out = fa.weights.shape[0]
+    rows, chan = [], []
+    for c in range(0, n_out, 2):
+        idx = [c, c + 1] if c + 1 < n_out else [c, None]
+        rows += [fa.weights[i] if i is not None else None for i in idx] + [fb.weights[i] if i is not None else None for i in idx]
+        chan += [ca[1][i] if i is not None else None for i in idx] + [cb[1][i] if i is not None else None for i in idx]
+    words = _pack(rows, chan, depth, n_pairs, int8)
+    return {"words": words, "n_out": n_out, "n_pairs": n_pairs, "m2": rq[0], "add": rq[1],
+            "shift": rq[3], "order": (fa, pa, fb, pb), **fields}
+
+
+def _addin(zp: int, mult: int, shift: int, left_shift: int, int8: bool) -> tuple | None:
+    """(zp, sh, mult, c, neg, e) of ew_addin, or None."""
+    if not int8 and zp != 0:
+        return None
+    if mult == 1 << 30 and shift == 0:
+        return (zp, left_shift + 1, mult, 0, 0, 0)
+    if not (1 << 30) <= mult < (1 << 31) or not -31 <= shift <= -1:
+        return None
+    e = -shift
+    return (zp, left_shift + 1, mult, 1 << (e - 1), -1, e)
+
+
+def _prep_fcadd(prog: Program, fc, add, side: int, inputs) -> dict | None:
+    T = prog.tensors
+    int8 = prog.dtype == np.int8
+    dtype = np.dtype(prog.dtype).name
+    c = _fc_consts(prog, fc, inputs)
+    if c is None:
+        return None
+    params, chan = c
+    qa, qb = (T[n].q for n, _ in add.inputs)
+    ap = K.add_params(qa, qb, T[add.output].q, dtype)
+    sides = [(ap.zp_a, ap.mult_a, ap.shift_a), (ap.zp_b, ap.mult_b, ap.shift_b)]
+    info = np.iinfo(prog.dtype)
+    from ..integer import fixedpoint as fp
+
+    def scaled(zp, mult, shift, lo, hi):  # what TFLM adds up for every stored value in [lo, hi]
+        v = (np.arange(lo, hi + 1, dtype=np.int64) - zp) << ap.left_shift
+        return fp.multiply_by_quantized_multiplier(v, mult, shift).astype(np.int64)
+
+    full_out = _full_range(ap.act_min, ap.act_max, int8)
+    fields = {"f": (0,) * 6, "o": (0,) * 6, "lut_f": None, "lut_o": None}
+    if int8:
+        # the fully-connected side (any multiplier) through a table over the clamped y
+        y = np.clip(np.arange(-128, 128), params.act_min, params.act_max)
+        lut_f = scaled(*sides[side], -128, 127)[y + 128]
+        o = _addin(*sides[1 - side], ap.left_shift, True)
+        if o is not None and o[5] == 0 and full_out:
+            mode = "EW_ADDFC_HALVE_O"
+            lut_f = lut_f - (o[0] << (ap.left_shift - 1))
+            ro_range = np.arange(-128, 128, dtype=np.int64) << (ap.left_shift - 1)
+        else:
+            mode = "EW_ADDFC_ANY"
+            fields["lut_o"] = ro_range = scaled(*sides[1 - side], -128, 127)
+        smax = int(np.abs(lut_f).max()) + int(np.abs(ro_range).max())
+        # the kernel adds up doubled terms (tables doubled, the halving shifted one more)
+        fields["lut_f"] = 2 * lut_f
+        if fields["lut_o"] is not None:
+            fields["lut_o"] = 2 * fields["lut_o"]
+    else:
+        f = _addin(*sides[side], ap.left_shift, False)
+        o = _addin(*sides[1 - side], ap.left_shift, False)
+        if f is None or o is None:
+            return None
+        smax = (int(np.abs(scaled(*sides[side], params.act_min, params.act_max)).max())
+                + int(np.abs(scaled(*sides[1 - side], info.min, info.max)).max()))
+        full = _full_range(params.act_min, params.act_max, False) and full_out
+        if full and o[5] == 0 and f[5] > 0:
+            mode = "EW_ADDFC_HALVE_O"
+        elif full and f[5] == 0 and o[5] > 0:
+            mode = "EW_ADDFC_HALVE_F"
+        else:
+            mode = "EW_ADDFC_ANY"
+        fields.update(f=f, o=o)
+    ro = _rq(ap.mult_out, ap.shift_out, ap.zp_out, smax)
+    if smax * (2 if int8 else 1) >= INT32_LIMIT or ro is None or ro[2] != -1:
+        return None
+    if int8:  # the doubled sum takes the multiplier itself (as rq8 in ew_fcq.c)
+        ro = (ap.mult_out, *ro[1:])
+    depth = fc.weights.shape[1]
+    n_pairs = _n_pairs(depth, int8)
+    n_out = fc.weights.shape[0]
+    rows = list(fc.weights) + [None] * (-n_out % 4)
+    words = _pack(rows, chan, depth, n_pairs, int8)
+    return {"words": words, "n_out": n_out, "n_pairs": n_pairs, "mode": mode,
+            "fc_min": params.act_min, "fc_max": params.act_max, "m2": ro[0], "add": ro[1],
+            "shift": ro[3], "act_min": ap.act_min, "act_max": ap.act_max, **fields}
+
+
+def _prep_add(prog: Program, op) -> dict | None:
+    """Constants of a stand-alone prepared ADD (ew_addq)."""
+    T = prog.tensors
+    int8 = prog.dtype == np.int8
+    dtype = np.dtype(prog.dtype).name
+    qa, qb = (T[n].q for n, _ in op.inputs)
+    ap = K.add_params(qa, qb, T[op.output].q, dtype)
+    sides = [(ap.zp_a, ap.mult_a, ap.shift_a), (ap.zp_b, ap.mult_b, ap.shift_b)]
+    a = _addin(*sides[0], ap.left_shift, int8)
+    b = _addin(*sides[1], ap.left_shift, int8)
+    if a is None or b is None:
+        return None
+    info = np.iinfo(prog.dtype)
+    from ..integer import fixedpoint as fp
+    scaled = [np.abs(fp.multiply_by_quantized_multiplier(
+        (np.arange(info.min, info.max + 1, dtype=np.int64) - zp) << ap.left_shift, m, sh)).max() for zp, m, sh in sides]
+    smax = int(scaled[0]) + int(scaled[1])
+    ro = _rq(ap.mult_out, ap.shift_out, ap.zp_out, smax)
+    if smax >= INT32_LIMIT or ro is None or ro[2] != -1:
+        return None
+    mode = "EW_ADDQ_ANY"
+    if _full_range(ap.act_min, ap.act_max, int8):
+        for m, (r, h) in (("EW_ADDQ_HALVE_B", (0, 1)), ("EW_ADDQ_HALVE_A", (1, 0))):
+            qr, qh = [a, b][r], [a, b][h]
+            if qh[5] == 0 and qr[5] > 0:
+                # int8: the halved side's -(zp << (left_shift - 1)) joins the other side's rounding term
+                c = qr[3] - (qh[0] << (ap.left_shift - 1) << qr[5])
+                if abs(c) + ((int(scaled[r]) + 1) << qr[5]) < INT32_LIMIT:
+                    fixed = (qr[0], qr[1], qr[2], c, qr[4], qr[5])
+                    a, b = (fixed, b) if r == 0 else (a, fixed)
+                    mode = m
+                break
+    return {"a": a, "b": b, "mode": mode, "m2": ro[0], "add": ro[1], "shift": ro[3],
+            "act_min": ap.act_min, "act_max": ap.act_max}
+
+
+def _fuse(prog: Program) -> list[FusedOp]:
+    """The program's ops grouped into calls (see FusedOp), in an order that respects every
+    dependency: a fused call sits where its last-needed input is available."""
+    T = prog.tensors
+    ops = prog.ops
+    pos = {id(op): i for i, op in enumerate(ops)}
+    producer = {op.output: op for op in ops}
+    rings = set(prog.ring_lengths())
+    inputs = {id(op): list(op.inputs) for op in ops}
+    done: set[int] = set()
+    fused: list[tuple[int, FusedOp]] = []
+
+    # a concatenation read only by fully-connected layers: they gather its inputs instead
+    for op in ops:
+        if op.kind != "concat":
+            continue
+        readers = [o for o in ops if any(n == op.output for n, _ in o.inputs)]
+        if (readers and op.output not in rings and op.output != prog.output
+                and all(o.kind == "fc" and o.inputs == [(op.output, 0)] for o in readers)
+                and len({T[n].channels for n, _ in op.inputs}) == 1
+                and all(_prep_fc(prog, o, None, list(op.inputs)) is not None for o in readers)):
+            for o in readers:
+                inputs[id(o)] = list(op.inputs)
+            done.add(id(op))
+
+    nreaders: dict[str, int] = {}
+    for op in ops:
+        if id(op) not in done:
+            for n, _ in inputs[id(op)]:
+                nreaders[n] = nreaders.get(n, 0) + 1
+
+    def private(name):  # read once, at delay 0, by one op, and not kept
+        return nreaders.get(name) == 1 and name not in rings and name not in (prog.output, prog.input)
+
+    def free(*os):
+        return all(o is not None and id(o) not in done for o in os)
+
+    def take(kind, parts, anchor, inp, output, prep, other=None):
+        done.update(id(o) for o in parts)
+        fused.append((pos[id(anchor)], FusedOp(kind, inp, output, parts, pos[id(parts[0])], prep, other)))
+
+    # gated units: MUL(f(FC_a(x)), g(FC_b(x)))
+    for m in ops:
+        if m.kind != "mul" or not free(m) or len(m.inputs) != 2 or any(d for _, d in m.inputs):
+            continue
+        (a, _), (b, _) = m.inputs
+        pa, pb = producer.get(a), producer.get(b)
+        if a == b or not free(pa, pb) or pa.kind not in ("tanh", "logistic") or pb.kind not in ("tanh", "logistic"):
+            continue
+        (xa, da), (xb, db) = pa.inputs[0], pb.inputs[0]
+        fa, fb = producer.get(xa), producer.get(xb)
+        if da or db or not free(fa, fb) or fa.kind != "fc" or fb.kind != "fc" or inputs[id(fa)] != inputs[id(fb)]:
+            continue
+        if not all(private(n) for n in (a, b, xa, xb)):
+            continue
+        prep = _prep_gate(prog, fa, pa, fb, pb, m, inputs[id(fa)])
+        if prep is not None:
+            first = fa if pos[id(fa)] < pos[id(fb)] else fb
+            take("gate", [first, *(o for o in (fa, pa, fb, pb, m) if o is not first)], first, inputs[id(fa)],
+                 m.output, prep)
+
+    # residual ADD of a fully-connected output
+    for add in ops:
+        if add.kind != "add" or not free(add) or any(d for _, d in add.inputs):
+            continue
+        for side in (1, 0):
+            y, x = add.inputs[side][0], add.inputs[1 - side]
+            fc = producer.get(y)
+            if y == x[0] or not free(fc) or fc.kind != "fc":
+                continue
+            if private(y):
+                prep = _prep_fcadd(prog, fc, add, side, inputs[id(fc)])
+                if prep is not None:
+                    take("fcadd", [fc, add], add, inputs[id(fc)], add.output, prep, other=x)
+                    break
+            elif y not in (prog.output, prog.input) and (x[0] == prog.input or pos[id(producer[x[0]])] < pos[id(fc)]):
+                # y is read elsewhere too: the call, at the layer's place (where x already
+                # exists and before y's other readers), also stores y
+                prep = _prep_fcadd(prog, fc, add, side, inputs[id(fc)])
+                if prep is not None:
+                    take("fcadd", [fc, add], fc, inputs[id(fc)], add.output, prep, other=x)
+                    fused[-1][1].also = y
+                    break
+
+    # fully-connected layers, with the elementwise function that alone reads them
+    for fc in ops:
+        if fc.kind != "fc" or not free(fc):
+            continue
+        post = None
+        if private(fc.output):
+            reader = next((o for o in ops if id(o) not in done and any(n == fc.output for n, _ in inputs[id(o)])), None)
+            if reader is not None and reader.kind in _POST_KINDS and reader.inputs == [(fc.output, 0)]:
+                post = reader
+        prep = _prep_fc(prog, fc, post, inputs[id(fc)]) if post is not None else None
+        if prep is not None:
+            take("fc", [fc, post], fc, inputs[id(fc)], post.output, prep)
+            continue
+        prep = _prep_fc(prog, fc, None, inputs[id(fc)])
+        if prep is not None:
+            take("fc", [fc], fc, inputs[id(fc)], fc.output, prep)
+
+    for op in ops:
+        if id(op) not in done:
+            fused.append((pos[id(op)], FusedOp("op", inputs[id(op)], op.output, [op], pos[id(op)])))
+    fused.sort(key=lambda t: t[0])
+    return [f for _, f in fused]
+
+
+def _layout(p: Plan) -> tuple[int, dict[str, int]]:
+    """Byte offsets in the state struct (model.h.j2: heads, scratch, rings)."""
+    item = 2 if p.suffix == "s16" else 1
+    off = 4 * len(p.rings)
+    scratch = off
+    off += max(p.scratch_size, 1) * item
+    rings = {}
+    for r in p.rings:
+        rings[r.tensor] = off
+        off += r.rows * r.channels * item
+    return scratch, rings
+
+
+def _aligned(p: Plan, name: str) -> bool:
+    """Every row of the tensor's storage starts 4-byte aligned (the state struct is 4-byte
+    aligned when it holds a ring head)."""
+    if not p.rings:
+        return False
+    item = 2 if p.suffix == "s16" else 1
+    scratch, rings = _layout(p)
+    s = p.storage[name]
+    if s.ring is None:
+        return (scratch + s.offset * item) % 4 == 0
+    return rings[name] % 4 == 0 and (s.channels * item) % 4 == 0
+
+
+def _emit_fused(p: Plan, prog: Program, f: FusedOp) -> tuple[dict, int]:
+    T = prog.tensors
+    int8 = p.suffix == "s8"
+    pr = f.prep
+    i = f.index
+    taps = [_ref(p, n, d) for n, d in f.inputs]
+    tap_len = T[f.inputs[0][0]].channels
+    n_pairs = pr["n_pairs"]
+    words = 0
+    if int8 and tap_len % 4 == 0:
+        # inline widening, 4 inputs at a time, where the emitter knows the lengths
+        lines, k = [], 0
+        for t, ref in enumerate(taps):
+            lines.append(f"const int8_t *const t{t} = {ref};")
+            for q in range(tap_len // 4):
+                lines.append(f"ew_widen4_s8(&xw[{k}], t{t} + {4 * q});" if q else f"ew_widen4_s8(&xw[{k}], t{t});")
+                k += 2
+        lines += [f"xw[{j}] = 0;" for j in range(k, n_pairs)]
+        pre, x, taps = "".join(line + "\n        " for line in lines), "xw", []
+        words = n_pairs
+    elif int8 and len(taps) * tap_len <= 16:
+        # a few inputs (a model's first layer): packed inline, element by element
+        lines = [f"const int8_t *const t{t} = {ref};" for t, ref in enumerate(taps)]
+        elem = [f"t{t}[{i}]" for t in range(len(taps)) for i in range(tap_len)]
+
+        def half(i):
+            return f"(uint32_t)(int32_t){elem[i]}" if i < len(elem) else None
+
+        for j, (a, b) in enumerate(_pairs(len(elem), True) + [(1 << 20, 1 << 20)] * n_pairs):
+            if j == n_pairs:
+                break
+            lo, hi = half(a), half(b)
+            parts = ([f"({hi} << 16)"] if hi else []) + ([f"({lo} & 0xFFFFu)"] if lo else [])
+            lines.append(f"xw[{j}] = (int32_t)({' | '.join(parts)});" if parts else f"xw[{j}] = 0;")
+        pre, x, taps = "".join(line + "\n        " for line in lines), "xw", []
+        words = n_pairs
+    elif int8:
+        pre, x = f"ew_gather_s8(taps, {len(taps)}, {tap_len}, {n_pairs}, xw);\n        ", "xw"
+        words = n_pairs
+    elif len(taps) == 1 and tap_len == 2 * n_pairs and tap_len % 4 == 0 and _aligned(p, f.inputs[0][0]):
+        pre, x, taps = "", taps[0], []
+    else:
+        # the emitter knows every length and alignment: plain fixed-size copies, which the
+        # compiler turns into word (LDM/STM) moves, instead of a gather loop
+        lines, k = [], 0
+        for (n, _), ref in zip(f.inputs, taps):
+            src = f"EW_ALIGNED4({ref})" if _aligned(p, n) else ref
+            lines.append(f"memcpy(&xw.v[{k}], {src}, {2 * tap_len});")
+            k += tap_len
+        lines += [f"xw.v[{j}] = 0;" for j in range(k, 2 * n_pairs)]
+        pre, x, taps = "".join(line + "\n        " for line in lines), "xw.v", []
+        words = n_pairs
+    wname = _const(p, f"op{i}_wq", "int32_t", pr["words"])
+    head = f".w = {wname}, .n_out = {pr['n_out']}, .n_pairs = {n_pairs}, .mode = {pr['mode']}"
+    names = ", ".join(f"{n}@{d}" if d else n for n, d in f.inputs)
+    out = _ref(p, f.output, 0)
+    sname = f"op{i}_{f.kind}q"
+    if f.kind == "fc":
+        lut = "NULL"
+        if pr["lut"] is not None:
+            lut = _const(p, f"op{i}_lut", "int8_t", pr["lut"])
+        p.consts.append({"ctype": "ew_fcq", "name": sname,
+                         "struct": f"{head}, .act_min = {pr['act_min']}, .act_max = {pr['act_max']}, "
+                                   f".t_shift = {pr['t_shift']}, .t_mult = {pr['t_mult']}, .lut = {lut}"})
+        call = f"ew_fcq_{pr['mode'][7:].lower()}_{p.suffix}({x}, &{sname}, {out})"
+        comment = f"fc {names} -> {f.parts[0].output}" + (f", {f.parts[1].kind} -> {f.output}" if len(f.parts) > 1 else "")
+    elif f.kind == "gate":
+        luts = ".lut_a = NULL, .lut_b = NULL"
+        if int8:
+            la = _const(p, f"op{i}_luta", "int16_t", pr["lut_a"])
+            lb = _const(p, f"op{i}_lutb", "int16_t", pr["lut_b"])
+            luts = f".lut_a = {la}, .lut_b = {lb}"
+        p.consts.append({"ctype": "ew_gateq", "name": sname,
+                         "struct": f"{head}, .a_mult = {pr.get('a_mult', 0)}, .b_mult = {pr.get('b_mult', 0)}, {luts}, "
+                                   f".m2 = {pr['m2']}, .add = {pr['add']}, .shift = {pr['shift']}"})
+        kind = {"EW_GATE_TANH_LOGISTIC": "tl_", "EW_GATE_TANH_TANH": "tt_", "EW_GATE_LOGISTIC_LOGISTIC": "ll_"}.get(pr["mode"], "")
+        call = f"ew_gateq_{kind}{p.suffix}({x}, &{sname}, {out})"
+        fa, pa, fb, pb = pr["order"]
+        comment = (f"gated unit: fc {names} -> {fa.output}, {pa.kind}; fc -> {fb.output}, {pb.kind}; "
+                   f"mul -> {f.output}")
+    else:
+        def addin(v):
+            return "{ " + ", ".join(str(int(x)) for x in v) + " }"
+        luts = []
+        for key in ("lut_f", "lut_o"):
+            luts.append("NULL" if pr[key] is None else _const(p, f"op{i}_{key}", "int32_t", pr[key]))
+        p.consts.append({"ctype": "ew_addfcq", "name": sname,
+                         "struct": f"{head}, .fc_min = {pr['fc_min']}, .fc_max = {pr['fc_max']}, "
+                                   f".f = {addin(pr['f'])}, .o = {addin(pr['o'])}, .lut_f = {luts[0]}, "
+                                   f".lut_o = {luts[1]}, .m2 = {pr['m2']}, "
+                                   f".add = {pr['add']}, .shift = {pr['shift']}, .act_min = {pr['act_min']}, "
+                                   f".act_max = {pr['act_max']}"})
+        other = _ref(p, *f.other)
+        mode = pr["mode"][9:].lower()  # halve_o, halve_f, any
+        if f.also:
+            call = f"ew_addfcq_y_{mode}_{p.suffix}({x}, &{sname}, {other}, {out}, {_ref(p, f.also, 0)})"
+        else:
+            call = f"ew_addfcq_{mode}_{p.suffix}({x}, &{sname}, {other}, {out})"
+        comment = f"fc {names} -> {f.parts[0].output}; add {f.other[0]} -> {f.output}"
+    return {"comment": comment, "taps": taps, "call": pre + call}, words
 
 
 def _fast_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
@@ -374,34 +803,15 @@ def _fast_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
         return f"{{ {rq[0]}, {rq[1]}, {rq[2]}, {rq[3]} }}"
 
     if op.kind == "add":
-        ap = K.add_params(qin[0], qin[1], qout, dtype)
-        xa = (values - ap.zp_a) << ap.left_shift
-        xb = (values - ap.zp_b) << ap.left_shift
-        if max(np.abs(xa).max(), np.abs(xb).max()) >= (1 << 31):
-            return None
-        ra = _rq(ap.mult_a, ap.shift_a, 0, int(np.abs(xa).max()))
-        rb = _rq(ap.mult_b, ap.shift_b, 0, int(np.abs(xb).max()))
-        if ra is None or rb is None:
-            return None
-        # ew_addq_* assumes neg = -1: multiplier exactly 1/2 on the even (x - zp) << left_shift
-        # is an exact halving, (x + 1 - [x < 0]) >> 1 (m2 0, add 1, shift 1)
-        halve = (0, 1, -1, 1)
-        ra = halve if ra[2] == 0 and ap.mult_a == 1 << 30 and ap.left_shift >= 1 else ra
-        rb = halve if rb[2] == 0 and ap.mult_b == 1 << 30 and ap.left_shift >= 1 else rb
-        from ..integer import fixedpoint as fp
-        sa = fp.multiply_by_quantized_multiplier(xa, ap.mult_a, ap.shift_a)
-        sb = fp.multiply_by_quantized_multiplier(xb, ap.mult_b, ap.shift_b)
-        smax = max(abs(int(sa.min()) + int(sb.min())), abs(int(sa.max()) + int(sb.max())))
-        if smax >= INT32_LIMIT:
-            return None
-        ro = _rq(ap.mult_out, ap.shift_out, ap.zp_out, smax)
-        if ro is None or any(r[2] != -1 for r in (ra, rb, ro)):
+        prep = _prep_add(prog, op)
+        if prep is None:
             return None
         name = f"op{i}_addq"
+        addin = [("{ " + ", ".join(str(int(v)) for v in q) + " }") for q in (prep["a"], prep["b"])]
         p.consts.append({"ctype": "ew_addq", "name": name,
-                         "struct": f".a = {rq_body(ra)}, .b = {rq_body(rb)}, .out = {rq_body(ro)}, "
-                                   f".zp_a = {ap.zp_a}, .zp_b = {ap.zp_b}, .left_shift = {ap.left_shift}, "
-                                   f".act_min = {ap.act_min}, .act_max = {ap.act_max}"})
+                         "struct": f".a = {addin[0]}, .b = {addin[1]}, .mode = {prep['mode']}, .m2 = {prep['m2']}, "
+                                   f".add = {prep['add']}, .shift = {prep['shift']}, .act_min = {prep['act_min']}, "
+                                   f".act_max = {prep['act_max']}"})
         return {"comment": comment, "call": f"ew_addq_{sfx}({taps[0]}, {taps[1]}, {n}, &{name}, {out})"}
     if op.kind == "mul":
         mp = K.mul_params(qin[0], qin[1], qout, dtype)
@@ -434,13 +844,15 @@ def _fast_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
         rp = fn(qin[0], qout, dtype)
         if rp.zp_in != 0:
             return None
-        ro = _rq(rp.mult, rp.shift, rp.zp_out, 32768)
+        # a multiplier >= 1: TFLM shifts left first (exact for int16 inputs up to 15 bits), then shift 0
+        pre = max(int(rp.shift), 0)
+        ro = _rq(rp.mult, min(int(rp.shift), 0), rp.zp_out, 32768 << pre) if pre <= 15 else None
         if ro is None:
             return None
         name = f"op{i}_rq"
         p.consts.append({"ctype": "ew_rq", "name": name, "struct": rq_body(ro)[2:-2]})
         return {"comment": comment,
-                "call": f"ew_requantq_s16({taps[0]}, {n}, &{name}, {rp.act_min}, {rp.act_max}, {out})"}
+                "call": f"ew_requantq_s16({taps[0]}, {n}, &{name}, {pre}, {rp.act_min}, {rp.act_max}, {out})"}
     return None
 
 

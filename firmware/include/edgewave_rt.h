@@ -29,6 +29,12 @@
 #define EDGEWAVE_RT_H
 
 #include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__) && !defined(__ARM_BIG_ENDIAN) && !defined(EW_FORCE_PORTABLE)
+#include <arm_acle.h>
+#define EW_RT_WIDEN_DSP 1
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -193,21 +199,46 @@ typedef struct {
     int32_t shift;
 } ew_rq;
 
-/* Prepared FULLY_CONNECTED. Inputs are first gathered into ``xw`` as pairs of 16-bit
- * values packed in int32 words (ew_fcq_gather_*): int16 inputs in order, pairs
- * (x[2j], x[2j+1]); int8 inputs as SXTB16 makes them, for every 4 inputs
- * (x[4q], x[4q+2]) then (x[4q+1], x[4q+3]); zero padding to n_pairs words. Outputs go
- * in groups of four: ``w`` holds, for group g and pair j, four words (one per output)
- * of two int16 weights matching xw[j]; zero rows pad n_out to a multiple of 4.
- * ``chan`` holds four words per (padded) output: bias, then
- *   int8:  m2, add, shift of ew_rq with neg = -1 (bias has -zp_in * sum(w) folded in,
- *          add has zp_out folded in);
- *   int16: r, add, shift for TFLM's int64 single rounding, valid while the int64
- *          accumulator provably fits int32: y = hi32(acc * r + add * 2^32) >> shift
- *          (r = the 16-bit multiplier << k, add = 2^(shift-1)).
- * ``post`` (0 none, 1 tanh, 2 logistic) applies an elementwise function to the
- * clamped result before it is stored: int8 through ``lut`` (256 entries, index
- * y + 128), int16 through ``t16`` (see ew_t16q). */
+/* Prepared FULLY_CONNECTED.
+ *
+ * Inputs: int16 models read the input vector itself as pairs (x[2j], x[2j+1]), from a
+ * 4-byte-aligned buffer of 2 * n_pairs values: a ring row or scratch slot when the input
+ * is one such vector (plan.py checks the alignment), otherwise the taps concatenated and
+ * zero-padded into a buffer the caller aligns (the generated code copies them with
+ * fixed-size memcpy). int8 models first widen the inputs into int32 words of two 16-bit
+ * values as SXTB16 makes them: for every 4 inputs (x[4q], x[4q+2]) then (x[4q+1], x[4q+3]);
+ * zero padding to n_pairs words (ew_gather_s8, or ew_widen4_s8 inline).
+ * n_pairs is even and >= 2.
+ *
+ * Outputs go in groups of four, and ``w`` holds one group after the other, each as
+ *   - the four int32 biases, where the accumulators start (int8: -zp_in * sum(w) folded
+ *     in, and doubled like the weights);
+ *   - for each input pair j, four words (one per output of the group) of two int16
+ *     weights matching the pair (int8: doubled, see below); zero rows pad the last group;
+ *   - the group's requantization constants:
+ *     int16: four multipliers r: TFLM's int64 single rounding with a 16-bit multiplier
+ *            is y = hi32(acc * r + 2^31) (SMMULR) with r = reduced multiplier << (17 + shift),
+ *            exact for shifts -17..-1 while the accumulator provably fits int32;
+ *     int8:  per output (mult, add, shift): the accumulator is twice TFLM's (plan.py
+ *            checks it still fits int32), and MultiplyByQuantizedMultiplier + zp_out is
+ *            hi32(acc * mult + 2^31 + (add + (acc < 0 ? -1 : 0)) * 2^32) >> shift with add
+ *            as in ew_rq (the ew_rq form with the doubling done by the weights).
+ *
+ * ``mode`` (EW_FCQ_*) picks what follows the requantization: a clamp to the full type
+ * range (SSAT), to [0, 32767] (int16 RELU: USAT), to [act_min, act_max], or the clamp
+ * to the full range followed by an elementwise function: int16 TANH / LOGISTIC, whose
+ * table input (y * mult + round) >> shift is computed as hi32((y << t_shift) * t_mult + 2^31)
+ * (see ew_fast.h), or an int8 table ``lut`` (256 entries, index y + 128; plan.py folds
+ * any narrower fused-activation clamp into the table). */
+enum {
+    EW_FCQ_SAT = 0,
+    EW_FCQ_CLAMP = 1,
+    EW_FCQ_USAT = 2,
+    EW_FCQ_TANH = 3,
+    EW_FCQ_LOGISTIC = 4,
+    EW_FCQ_LUT = 5
+};
+
 typedef struct {
     int32_t mult;      /* input_multiplier (power-of-two case: 3 << left_shift, shift 0) */
     int32_t round;     /* 2^(shift-1), or 0 */
@@ -217,29 +248,182 @@ typedef struct {
 
 typedef struct {
     const int32_t *w;
-    const int32_t *chan;
     int32_t n_out;
     int32_t n_pairs;
+    int32_t mode;
     int32_t act_min;
     int32_t act_max;
-    const int8_t *lut;     /* int8 post function or NULL */
-    const ew_t16q *t16;    /* int16 post function or NULL */
+    int32_t t_shift;
+    int32_t t_mult;
+    const int8_t *lut;
 } ew_fcq;
 
-void ew_fcq_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw);
-void ew_fcq_gather_s16(const int16_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw);
-void ew_fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out);
-void ew_fcq_s16(const int32_t *xw, const ew_fcq *p, int16_t *out);
+/* A gated unit: FULLY_CONNECTED -> f, FULLY_CONNECTED -> g over the same inputs, then
+ * MUL(f, g), in one pass. Each group of four outputs is (a[c], a[c+1], b[c], b[c+1]) of
+ * the two fully-connected layers (laid out as above), and yields out[c], out[c+1]: both
+ * requantized and clamped to the full range (their fused activation must be NONE), a
+ * through f and b through g, multiplied and requantized by (m2, add, shift) (ew_rq, neg
+ * -1, MUL's zp_out folded in), clamped to the full range (MUL without activation).
+ * int16: f and g are TANH / LOGISTIC (``mode`` EW_GATE_*) with their table input scaling
+ * (as t_mult of ew_fcq, t_shift 16); int8: ``lut_a`` / ``lut_b`` (256 entries, index y + 128)
+ * give 2 (f(y) - zp_a) and g(y) - zp_b, the MUL's inputs less their zero points, the first
+ * doubled so that (m2, add, shift) take the doubled form of the int8 requantization above
+ * (m2 is then the multiplier itself). */
+enum {
+    EW_GATE_TANH_LOGISTIC = 0,
+    EW_GATE_TANH_TANH = 1,
+    EW_GATE_LOGISTIC_LOGISTIC = 2
+};
 
-/* Prepared ADD: each input rescaled by its ew_rq (applied to (x - zp) << left_shift,
- * zero point 0), summed, rescaled by ``out`` (zp_out folded in), clamped. */
 typedef struct {
-    ew_rq a;
-    ew_rq b;
-    ew_rq out;
-    int32_t zp_a;
-    int32_t zp_b;
-    int32_t left_shift;
+    const int32_t *w;
+    int32_t n_out;
+    int32_t n_pairs;
+    int32_t mode;
+    int32_t a_mult;
+    int32_t b_mult;
+    const int16_t *lut_a;
+    const int16_t *lut_b;
+    int32_t m2;
+    int32_t add;
+    int32_t shift;
+} ew_gateq;
+
+/* One input of a prepared ADD: TFLM's MultiplyByQuantizedMultiplier((x - zp) << left_shift,
+ * mult, -e) for a stored value x is
+ *     smmlar((x - zp) << sh, mult, c + (x < zp ? neg : 0)) >> e,   sh = left_shift + 1,
+ * with c = 2^(e-1), neg = -1 for e >= 1 and c = neg = 0 for e = 0: SaturatingRounding-
+ * DoublingHighMul(d << left_shift, mult) is hi32((d << (left_shift + 1)) * mult + 2^31)
+ * exactly and has the sign of d. A multiplier of exactly 1/2 (mult 2^30, e 0: the input
+ * with the larger scale) is the exact d << (left_shift - 1). */
+typedef struct {
+    int32_t zp;
+    int32_t sh;
+    int32_t mult;
+    int32_t c;
+    int32_t neg;
+    int32_t e;
+} ew_addin;
+
+/* FULLY_CONNECTED whose only reader is an ADD with another vector: out[o] = ADD(y[o],
+ * other[o]) with y the fully-connected output (requantized as in ew_fcq, clamped to
+ * [fc_min, fc_max]); each input of the ADD is rescaled (ew_addin), the sum is rescaled
+ * by (m2, add, shift) (ew_rq, neg -1, zp_out folded in) and clamped to [act_min, act_max].
+ * int16 (zero points 0): ``f`` and ``o`` rescale y and other; ``mode`` EW_ADDFC_HALVE_O:
+ * f has e >= 1, o is an exact halving, both clamps are the full type range;
+ * EW_ADDFC_HALVE_F: the same with f and o swapped; EW_ADDFC_ANY: anything.
+ * int8: the rescaled y comes from ``lut_f`` (256 entries, index y + 128, for y clamped
+ * to the full range; the layer's own clamp is folded in); EW_ADDFC_HALVE_O: other is
+ * an exact halving, (other - o.zp) << 19, whose -(o.zp << 19) is folded into lut_f, and
+ * the output clamp is the full range; EW_ADDFC_ANY: the rescaled other comes from
+ * ``lut_o``, clamped to [act_min, act_max]. Both tables and the halving are doubled, and
+ * (m2, add, shift) take the doubled sum as the int8 requantization above does (m2 is
+ * then the multiplier itself). */
+enum {
+    EW_ADDFC_HALVE_O = 0,
+    EW_ADDFC_HALVE_F = 1,
+    EW_ADDFC_ANY = 2
+};
+
+typedef struct {
+    const int32_t *w;
+    int32_t n_out;
+    int32_t n_pairs;
+    int32_t mode;
+    int32_t fc_min;
+    int32_t fc_max;
+    ew_addin f;
+    ew_addin o;
+    const int32_t *lut_f;
+    const int32_t *lut_o;
+    int32_t m2;
+    int32_t add;
+    int32_t shift;
+    int32_t act_min;
+    int32_t act_max;
+} ew_addfcq;
+
+void ew_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw);
+
+/* Each kernel dispatches on p->mode; the per-mode entry points below do the same work
+ * without the dispatch, and a program that calls only them links only what it uses. */
+void ew_fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out);
+void ew_fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
+void ew_gateq_s8(const int32_t *xw, const ew_gateq *p, int8_t *out);
+void ew_gateq_s16(const int16_t *x, const ew_gateq *p, int16_t *out);
+void ew_addfcq_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out);
+void ew_addfcq_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
+/* The same, also storing the fully-connected output y (clamped) to y_out, for when other
+ * ops read it too. */
+void ew_addfcq_y_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out, int8_t *y_out);
+void ew_addfcq_y_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out);
+
+void ew_fcq_sat_s8(const int32_t *xw, const ew_fcq *p, int8_t *out);
+void ew_fcq_clamp_s8(const int32_t *xw, const ew_fcq *p, int8_t *out);
+void ew_fcq_lut_s8(const int32_t *xw, const ew_fcq *p, int8_t *out);
+void ew_fcq_sat_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
+void ew_fcq_clamp_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
+void ew_fcq_usat_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
+void ew_fcq_tanh_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
+void ew_fcq_logistic_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
+void ew_gateq_tl_s16(const int16_t *x, const ew_gateq *p, int16_t *out);
+void ew_gateq_tt_s16(const int16_t *x, const ew_gateq *p, int16_t *out);
+void ew_gateq_ll_s16(const int16_t *x, const ew_gateq *p, int16_t *out);
+void ew_addfcq_halve_o_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out);
+void ew_addfcq_any_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out);
+void ew_addfcq_y_halve_o_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out, int8_t *y_out);
+void ew_addfcq_y_any_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out, int8_t *y_out);
+void ew_addfcq_halve_o_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
+void ew_addfcq_halve_f_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
+void ew_addfcq_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
+void ew_addfcq_y_halve_o_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out);
+void ew_addfcq_y_halve_f_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out);
+void ew_addfcq_y_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out);
+
+/* For generated code: a pointer the emitter knows to be 4-byte aligned, so that the
+ * compiler may copy from it with LDM / LDRD. */
+#if defined(__GNUC__)
+#define EW_ALIGNED4(p) __builtin_assume_aligned((p), 4)
+#else
+#define EW_ALIGNED4(p) ((const void *)(p))
+#endif
+
+/* For generated code: 4 int8 inputs widened into the two words of the int8 input layout
+ * above, (x[0], x[2]) and (x[1], x[3]), what ew_gather_s8 does; inline, so that a layer
+ * whose taps the emitter knows costs a few instructions per 4 inputs and no call. */
+static inline void ew_widen4_s8(int32_t *dst, const int8_t *src)
+{
+#ifdef EW_RT_WIDEN_DSP
+    int32_t v, odd;
+    memcpy(&v, src, sizeof v); /* one LDR: Armv7E-M / Armv8-M load unaligned words */
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(odd) : "r"(v)); /* GCC would not fold the rotation */
+    dst[0] = __sxtb16(v);
+    dst[1] = odd;
+#else
+    dst[0] = (int32_t)(((uint32_t)(int32_t)src[2] << 16) | ((uint32_t)(int32_t)src[0] & 0xFFFFu));
+    dst[1] = (int32_t)(((uint32_t)(int32_t)src[3] << 16) | ((uint32_t)(int32_t)src[1] & 0xFFFFu));
+#endif
+}
+
+
+/* Prepared ADD: each input rescaled as an ew_addin, summed, rescaled by (m2, add, shift)
+ * (ew_rq, neg -1, zp_out folded in), clamped to [act_min, act_max]. ``mode``
+ * EW_ADDQ_HALVE_B: b is an exact halving and a has e >= 1, the clamp is the full range
+ * (int8: b's -(b.zp << 19) is folded into a.c); EW_ADDQ_HALVE_A: the same with a and b
+ * swapped; EW_ADDQ_ANY: anything. int16: zero points 0. */
+enum {
+    EW_ADDQ_HALVE_B = 0,
+    EW_ADDQ_HALVE_A = 1,
+    EW_ADDQ_ANY = 2
+};
+
+typedef struct {
+    ew_addin a;
+    ew_addin b;
+    int32_t mode;
+    int32_t m2;
+    int32_t add;
+    int32_t shift;
     int32_t act_min;
     int32_t act_max;
 } ew_addq;
@@ -257,8 +441,9 @@ void ew_addq_s8(const int8_t *a, const int8_t *b, int32_t n, const ew_addq *p, i
 void ew_addq_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_addq *p, int16_t *out);
 void ew_mulq_s8(const int8_t *a, const int8_t *b, int32_t n, const ew_mulq *p, int8_t *out);
 void ew_mulq_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_mulq *p, int16_t *out);
-/* RELU / QUANTIZE int16 with a prepared ew_rq (zp_in 0 for int16). */
-void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t act_min, int32_t act_max, int16_t *out);
+/* RELU / QUANTIZE int16 with a prepared ew_rq applied to x << pre (zp_in 0 for int16):
+ * a multiplier >= 1 (shift > 0) is TFLM's left shift first, then shift 0 (pre = shift). */
+void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, int32_t act_min, int32_t act_max, int16_t *out);
 
 /* int16 TANH / LOGISTIC (t->kind), the same results as ew_tanh_s16 / ew_logistic_s16,
  * valid while |x| * mult + round < 2^31 (plan.py checks). */

@@ -7,42 +7,53 @@
  */
 #include "ew_fast.h"
 
-/* ADD in two passes over chunks of up to 16 elements, so that each pass's constants
- * stay in registers: t = rescaled a + rescaled b, then out = clamp(rescaled t).
- * plan.py gives every ew_rq of an ADD neg = -1 (an input with multiplier exactly 1/2,
- * mult 2^30 and shift 0, becomes m2 0, add 1, shift 1: (x + 1 + (x < 0 ? -1 : 0)) >> 1
- * is x / 2 for the even x = (a - zp) << left_shift). */
-#define EW_ADD_CHUNK 16
+/* ADD: per element two loads, the input that is not an exact halving as one SMMLAR, the
+ * halving as a shift folded into the sum, the output as one SMMLAR (edgewave_rt.h). */
+EW_INLINE int32_t addin_any(int32_t x, const ew_addin *q)
+{
+    const int32_t d = x - q->zp;
+    return ew_smmlar((int32_t)((uint32_t)d << q->sh), q->mult, (int32_t)((uint32_t)q->c + (uint32_t)(ew_sign(d) & q->neg))) >> q->e;
+}
 
-#define EW_ADDQ_BODY(T)                                                                                  \
-    const int32_t sh = p->left_shift;                                                                    \
-    const uint32_t za = (uint32_t)p->zp_a << sh, zb = (uint32_t)p->zp_b << sh;                           \
-    const int32_t ma = p->a.m2, aa = p->a.add, ea = p->a.shift;                                          \
-    const int32_t mb = p->b.m2, ab = p->b.add, eb = p->b.shift;                                          \
-    const int32_t mo = p->out.m2, ao = p->out.add, eo = p->out.shift;                                    \
-    const int32_t lo = p->act_min, hi = p->act_max;                                                      \
-    int32_t t[EW_ADD_CHUNK];                                                                             \
-    int32_t i0, i, m;                                                                                    \
-    for (i0 = 0; i0 < n; i0 += m) {                                                                      \
-        m = n - i0 < EW_ADD_CHUNK ? n - i0 : EW_ADD_CHUNK;                                               \
-        for (i = 0; i < m; ++i) {                                                                        \
-            const int32_t xa = (int32_t)(((uint32_t)(int32_t)a[i0 + i] << sh) - za);                     \
-            const int32_t xb = (int32_t)(((uint32_t)(int32_t)b[i0 + i] << sh) - zb);                     \
-            t[i] = ew_rq_apply_neg(xa, ma, aa, ea) + ew_rq_apply_neg(xb, mb, ab, eb);                    \
-        }                                                                                                \
-        for (i = 0; i < m; ++i) {                                                                        \
-            out[i0 + i] = (T)ew_clamp_fast(ew_rq_apply_neg(t[i], mo, ao, eo), lo, hi);                   \
-        }                                                                                                \
+/* e >= 1, neg -1, for d = x - zp; sh is left_shift + 1 (a constant per type) */
+EW_INLINE int32_t addin_e(int32_t d, const int sh, int32_t mult, int32_t c, int32_t e)
+{
+    return ew_smmlar((int32_t)((uint32_t)d << sh), mult, c + ew_sign(d)) >> e;
+}
+
+/* ZP: subtract zero points (int8; int16 has none). SH: left_shift + 1. */
+#define EW_ADDQ_BODY(T, BITS, SH, ZP)                                                                      \
+    const int32_t m2 = p->m2, add = p->add, sh = p->shift;                                                 \
+    int32_t i;                                                                                             \
+    if (p->mode == EW_ADDQ_HALVE_B) {                                                                      \
+        const int32_t zp = ZP ? p->a.zp : 0, mult = p->a.mult, c = p->a.c, e = p->a.e;                    \
+        for (i = 0; i < n; ++i) {                                                                          \
+            const int32_t s = (int32_t)((uint32_t)addin_e(a[i] - zp, SH, mult, c, e) + ((uint32_t)b[i] << (SH - 2))); \
+            out[i] = (T)EW_SSAT(ew_rq_apply_neg(s, m2, add, sh), BITS);                                    \
+        }                                                                                                  \
+    } else if (p->mode == EW_ADDQ_HALVE_A) {                                                               \
+        const int32_t zp = ZP ? p->b.zp : 0, mult = p->b.mult, c = p->b.c, e = p->b.e;                    \
+        for (i = 0; i < n; ++i) {                                                                          \
+            const int32_t s = (int32_t)(((uint32_t)a[i] << (SH - 2)) + (uint32_t)addin_e(b[i] - zp, SH, mult, c, e)); \
+            out[i] = (T)EW_SSAT(ew_rq_apply_neg(s, m2, add, sh), BITS);                                    \
+        }                                                                                                  \
+    } else {                                                                                               \
+        const ew_addin qa = p->a, qb = p->b;                                                               \
+        const int32_t lo = p->act_min, hi = p->act_max;                                                    \
+        for (i = 0; i < n; ++i) {                                                                          \
+            const int32_t s = (int32_t)((uint32_t)addin_any(a[i], &qa) + (uint32_t)addin_any(b[i], &qb));  \
+            out[i] = (T)ew_clamp_fast(ew_rq_apply_neg(s, m2, add, sh), lo, hi);                            \
+        }                                                                                                  \
     }
 
 void ew_addq_s8(const int8_t *a, const int8_t *b, int32_t n, const ew_addq *p, int8_t *out)
 {
-    EW_ADDQ_BODY(int8_t)
+    EW_ADDQ_BODY(int8_t, 8, 21, 1)
 }
 
 void ew_addq_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_addq *p, int16_t *out)
 {
-    EW_ADDQ_BODY(int16_t)
+    EW_ADDQ_BODY(int16_t, 16, 16, 0)
 }
 
 void ew_mulq_s8(const int8_t *a, const int8_t *b, int32_t n, const ew_mulq *p, int8_t *out)
@@ -68,20 +79,26 @@ void ew_mulq_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_mulq *p
     }
 }
 
-void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t act_min, int32_t act_max, int16_t *out)
+void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, int32_t act_min, int32_t act_max, int16_t *out)
 {
     const ew_rq qq = *q;
     int32_t i;
     for (i = 0; i < n; ++i) {
-        out[i] = (int16_t)ew_clamp_fast(ew_rq_apply(x[i], &qq), act_min, act_max);
+        out[i] = (int16_t)ew_clamp_fast(ew_rq_apply((int32_t)((uint32_t)(int32_t)x[i] << pre), &qq), act_min, act_max);
     }
 }
 
 void ew_t16q_s16(const int16_t *x, int32_t n, const ew_t16q *t, int16_t *out)
 {
-    const ew_t16q tt = *t;
+    const int32_t m = t->mult, r = t->round, sh = t->shift;
     int32_t i;
-    for (i = 0; i < n; ++i) {
-        out[i] = (int16_t)ew_t16_apply(x[i], &tt);
+    if (t->kind == 1) {
+        for (i = 0; i < n; ++i) {
+            out[i] = (int16_t)ew_tanh16_v((x[i] * m + r) >> sh, EW_TANH16_TABLE);
+        }
+    } else {
+        for (i = 0; i < n; ++i) {
+            out[i] = (int16_t)ew_logistic16_v((x[i] * m + r) >> sh, EW_TANH16_TABLE);
+        }
     }
 }

@@ -1,251 +1,606 @@
 /*
- * ew_fcq.c - prepared FULLY_CONNECTED (int8 and 16x8): the same results as ew_fc_s8 /
- * ew_fc_s16 from constants arranged at emit time (edgewave/emit/plan.py; layout in
- * edgewave_rt.h). Inputs are widened once per call into 16-bit pairs shared by every
- * output; weights are stored pre-widened to int16 and interleaved four outputs at a
- * time, so that on Armv7E-M / Armv8-M each 32-bit weight load feeds one SMLAD (two
- * MACs) with no unpacking, and each input pair is loaded once per four outputs.
+ * ew_fcq.c - prepared FULLY_CONNECTED (int8 and 16x8), alone or fused with what reads
+ * it (an elementwise function, a gated tanh * sigmoid unit, a residual ADD): the same
+ * results as ew_fc_* followed by ew_tanh_s16 / ew_logistic_s16 / ew_lut_s8, ew_mul_*,
+ * ew_add_*, from constants arranged at emit time (edgewave/emit/plan.py; layout in
+ * edgewave_rt.h).
+ *
+ * Weights are stored pre-widened to int16 and interleaved four outputs at a time, so
+ * that on Armv7E-M / Armv8-M each 32-bit weight load feeds one SMLAD (two MACs) with no
+ * unpacking and each input pair is loaded once per four outputs; the four accumulators
+ * stay in registers from the bias to the stored result, which is what the fusions buy:
+ * no intermediate vector is written, read back, or requantized twice.
  * Accumulation is in int32: for int8 exactly TFLM's wrapping int32 accumulator (the
- * input zero point folded into the bias modulo 2^32); for 16x8 plan.py only uses this
- * kernel when the int64 accumulator provably stays within int32.
+ * input zero point folded into the bias modulo 2^32); for 16x8 plan.py only uses these
+ * kernels when the int64 accumulator provably stays within int32.
  */
 #include <string.h>
 
 #include "ew_fast.h"
 
-/* GCC cannot allocate the DSP loop's registers once it is inlined into its callers. */
-#if defined(__GNUC__)
-#define EW_NOINLINE __attribute__((noinline))
-#else
-#define EW_NOINLINE
-#endif
+/* ---- gathers ------------------------------------------------------------------------ */
 
-static inline int32_t lo16(int32_t v) { return (int32_t)(int16_t)(uint16_t)((uint32_t)v & 0xFFFFu); }
-static inline int32_t hi16(int32_t v) { return v >> 16; }
 static inline int32_t pack16(int32_t lo, int32_t hi) { return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu)); }
 
-void ew_fcq_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw)
+void ew_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw)
 {
     int32_t t, i, k = 0;
-    if ((tap_len & 3) == 0) {
-        for (t = 0; t < n_taps; ++t) {
-            const int8_t *x = taps[t];
-            for (i = 0; i < tap_len; i += 4) {
-#ifdef EW_ARM_DSP
-                const int8x4_t v = ew_read_s8x4(x + i);
-                xw[k] = __sxtb16(v);
-                xw[k + 1] = ew_sxtb16_ror8(v);
-#else
-                xw[k] = pack16(x[i], x[i + 2]);
-                xw[k + 1] = pack16(x[i + 1], x[i + 3]);
-#endif
-                k += 2;
-            }
-        }
-    } else {
-        int8_t q[4];
-        int32_t n = 0;
-        for (t = 0; t < n_taps; ++t) {
-            for (i = 0; i < tap_len; ++i) {
-                q[n++] = taps[t][i];
-                if (n == 4) {
-                    xw[k] = pack16(q[0], q[2]);
-                    xw[k + 1] = pack16(q[1], q[3]);
-                    k += 2;
-                    n = 0;
-                }
-            }
-        }
-        if (n > 0) {
-            for (; n < 4; ++n) {
-                q[n] = 0;
-            }
-            xw[k] = pack16(q[0], q[2]);
-            xw[k + 1] = pack16(q[1], q[3]);
-            k += 2;
-        }
-    }
-    for (; k < n_pairs; ++k) {
-        xw[k] = 0;
-    }
-}
-
-void ew_fcq_gather_s16(const int16_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw)
-{
-    int32_t t, i, k = 0;
-    if ((tap_len & 1) == 0) {
-        for (t = 0; t < n_taps; ++t) {
-            memcpy(xw + k, taps[t], (size_t)tap_len * sizeof(int16_t));
-            k += tap_len >> 1;
-        }
-    } else {
-        int32_t n = 0, first = 0;
-        for (t = 0; t < n_taps; ++t) {
-            for (i = 0; i < tap_len; ++i) {
-                if (n == 0) {
-                    first = taps[t][i];
-                    n = 1;
-                } else {
-                    xw[k++] = pack16(first, taps[t][i]);
-                    n = 0;
-                }
-            }
-        }
-        if (n) {
-            xw[k++] = pack16(first, 0);
-        }
-    }
-    for (; k < n_pairs; ++k) {
-        xw[k] = 0;
-    }
-}
-
-/* acc[0..3] += sum_j xw[j] . w[j][0..3] (two 16x16 products per word pair), mod 2^32;
- * n_pairs is even (plan.py pads it). */
-EW_NOINLINE static void dot4(const int32_t *xw, int32_t n_pairs, const int32_t *w, int32_t acc[4])
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    if ((tap_len & 3) == 0 && tap_len > 0 && n_taps > 0) {
 #if defined(EW_ARM_DSP) && defined(__thumb2__)
-    /* 4 pairs (32 MACs) per iteration: 2 LDRD + 4 LDM + 16 SMLAD + loop = 24 instructions. */
-    int32_t x0, x1;
-    int32_t n4 = n_pairs >> 2;
-    if (n4 > 0) {
-        __asm__(
+        /* 6 instructions per 4 inputs (GCC's loop took 9); unaligned LDR is allowed */
+        const int8_t *const *tp = taps;
+        const int32_t nw = tap_len >> 2;
+        int32_t nt = n_taps, n, v, a, b;
+        const int8_t *x;
+        int32_t *o = xw;
+        __asm__ volatile(
             "1:\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "ldmia %[wp]!, {r4, r5, r6, lr}\n\t"
-            "smlad %[a0], %[x0], r4, %[a0]\n\t"
-            "smlad %[a1], %[x0], r5, %[a1]\n\t"
-            "smlad %[a2], %[x0], r6, %[a2]\n\t"
-            "smlad %[a3], %[x0], lr, %[a3]\n\t"
-            "ldmia %[wp]!, {r4, r5, r6, lr}\n\t"
-            "smlad %[a0], %[x1], r4, %[a0]\n\t"
-            "smlad %[a1], %[x1], r5, %[a1]\n\t"
-            "smlad %[a2], %[x1], r6, %[a2]\n\t"
-            "smlad %[a3], %[x1], lr, %[a3]\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "ldmia %[wp]!, {r4, r5, r6, lr}\n\t"
-            "smlad %[a0], %[x0], r4, %[a0]\n\t"
-            "smlad %[a1], %[x0], r5, %[a1]\n\t"
-            "smlad %[a2], %[x0], r6, %[a2]\n\t"
-            "smlad %[a3], %[x0], lr, %[a3]\n\t"
-            "ldmia %[wp]!, {r4, r5, r6, lr}\n\t"
-            "smlad %[a0], %[x1], r4, %[a0]\n\t"
-            "smlad %[a1], %[x1], r5, %[a1]\n\t"
-            "smlad %[a2], %[x1], r6, %[a2]\n\t"
-            "smlad %[a3], %[x1], lr, %[a3]\n\t"
+            "ldr %[x], [%[tp]], #4\n\t"
+            "mov %[n], %[nw]\n\t"
+            "2:\n\t"
+            "ldr %[v], [%[x]], #4\n\t"
+            "sxtb16 %[a], %[v]\n\t"
+            "sxtb16 %[b], %[v], ror #8\n\t"
+            "strd %[a], %[b], [%[o]], #8\n\t"
             "subs %[n], %[n], #1\n\t"
+            "bne 2b\n\t"
+            "subs %[nt], %[nt], #1\n\t"
             "bne 1b\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
-              [xp] "+r"(xw), [wp] "+r"(w), [n] "+r"(n4)
-            :
-            : "r4", "r5", "r6", "lr", "cc", "memory");
-    }
-    if (n_pairs & 2) {
-        __asm__(
-            "ldrd %[x0], %[x1], [%[xp]]\n\t"
-            "ldmia %[wp]!, {r4, r5, r6, lr}\n\t"
-            "smlad %[a0], %[x0], r4, %[a0]\n\t"
-            "smlad %[a1], %[x0], r5, %[a1]\n\t"
-            "smlad %[a2], %[x0], r6, %[a2]\n\t"
-            "smlad %[a3], %[x0], lr, %[a3]\n\t"
-            "ldmia %[wp]!, {r4, r5, r6, lr}\n\t"
-            "smlad %[a0], %[x1], r4, %[a0]\n\t"
-            "smlad %[a1], %[x1], r5, %[a1]\n\t"
-            "smlad %[a2], %[x1], r6, %[a2]\n\t"
-            "smlad %[a3], %[x1], lr, %[a3]\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
-              [wp] "+r"(w)
-            : [xp] "r"(xw)
-            : "r4", "r5", "r6", "lr", "memory");
-    }
-#elif defined(EW_ARM_DSP)
-    int32_t j;
-    for (j = 0; j < n_pairs; ++j) {
-        const int32_t x = xw[j];
-        a0 = __smlad(x, w[0], a0);
-        a1 = __smlad(x, w[1], a1);
-        a2 = __smlad(x, w[2], a2);
-        a3 = __smlad(x, w[3], a3);
-        w += 4;
-    }
+            : [tp] "+r"(tp), [nt] "+r"(nt), [o] "+r"(o), [x] "=&r"(x), [n] "=&r"(n), [v] "=&r"(v), [a] "=&r"(a),
+              [b] "=&r"(b)
+            : [nw] "r"(nw)
+            : "cc", "memory");
+        xw = o;
 #else
-    int32_t j;
-    for (j = 0; j < n_pairs; ++j) {
-        const int32_t xl = lo16(xw[j]), xh = hi16(xw[j]);
-        a0 = (int32_t)((uint32_t)a0 + (uint32_t)(xl * lo16(w[0]) + xh * hi16(w[0])));
-        a1 = (int32_t)((uint32_t)a1 + (uint32_t)(xl * lo16(w[1]) + xh * hi16(w[1])));
-        a2 = (int32_t)((uint32_t)a2 + (uint32_t)(xl * lo16(w[2]) + xh * hi16(w[2])));
-        a3 = (int32_t)((uint32_t)a3 + (uint32_t)(xl * lo16(w[3]) + xh * hi16(w[3])));
-        w += 4;
-    }
+        for (t = 0; t < n_taps; ++t) {
+            const int8_t *x = taps[t], *end = x + tap_len;
+            for (; x != end; x += 4) {
+                xw[0] = pack16(x[0], x[2]);
+                xw[1] = pack16(x[1], x[3]);
+                xw += 2;
+            }
+        }
 #endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+        k = tap_len * n_taps / 2;
+    } else {
+        /* element i goes to word 2 * (i / 4) + (i & 1), half (i >> 1) & 1 */
+        for (k = 0; k < n_pairs; ++k) {
+            xw[k] = 0;
+        }
+        k = 0;
+        for (t = 0; t < n_taps; ++t) {
+            for (i = 0; i < tap_len; ++i, ++k) {
+                xw[2 * (k >> 2) + (k & 1)] |= (int32_t)(((uint32_t)taps[t][i] & 0xFFFFu) << (16 * ((k >> 1) & 1)));
+            }
+        }
+        return;
+    }
+    for (; k < n_pairs; ++k) {
+        *xw++ = 0;
+    }
 }
 
-/* Per group of four outputs, ``chan`` holds 16 words: the four biases, then
- * (m2 or r, add, shift) for each output. */
+/* ---- the dot products ----------------------------------------------------------------- */
+
+#ifdef EW_DOT_ASM
+#define DOT4_S16(x, n_pairs, w, a0, a1, a2, a3) EW_DOT4_ASM(x, n_pairs, w, a0, a1, a2, a3)
+#define DOT4_W(xw, n_pairs, w, a0, a1, a2, a3) EW_DOT4_ASM(xw, n_pairs, w, a0, a1, a2, a3)
+#else
+static inline int32_t lo16(int32_t v) { return (int32_t)(int16_t)(uint16_t)((uint32_t)v & 0xFFFFu); }
+static inline int32_t hi16(int32_t v) { return v >> 16; }
+static inline int32_t mac2(int32_t acc, int32_t xl, int32_t xh, int32_t w)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(xl * lo16(w) + xh * hi16(w)));
+}
+
+/* biases, then a_k += sum_j (x[2j], x[2j+1]) . w[4j + k]; returns w past the weights */
+static const int32_t *dot4_s16(const int16_t *x, int32_t n_pairs, const int32_t *w, int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t j;
+    *a0 = w[0];
+    *a1 = w[1];
+    *a2 = w[2];
+    *a3 = w[3];
+    for (j = 0, w += 4; j < n_pairs; ++j, w += 4) {
+        const int32_t xl = x[2 * j], xh = x[2 * j + 1];
+        *a0 = mac2(*a0, xl, xh, w[0]);
+        *a1 = mac2(*a1, xl, xh, w[1]);
+        *a2 = mac2(*a2, xl, xh, w[2]);
+        *a3 = mac2(*a3, xl, xh, w[3]);
+    }
+    return w;
+}
+
+/* the same with the inputs as words (lo16(xw[j]), hi16(xw[j])) */
+static const int32_t *dot4_w(const int32_t *xw, int32_t n_pairs, const int32_t *w, int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t j;
+    *a0 = w[0];
+    *a1 = w[1];
+    *a2 = w[2];
+    *a3 = w[3];
+    for (j = 0, w += 4; j < n_pairs; ++j, w += 4) {
+        const int32_t xl = lo16(xw[j]), xh = hi16(xw[j]);
+        *a0 = mac2(*a0, xl, xh, w[0]);
+        *a1 = mac2(*a1, xl, xh, w[1]);
+        *a2 = mac2(*a2, xl, xh, w[2]);
+        *a3 = mac2(*a3, xl, xh, w[3]);
+    }
+    return w;
+}
+#define DOT4_S16(x, n_pairs, w, a0, a1, a2, a3) ((w) = dot4_s16(x, n_pairs, w, &(a0), &(a1), &(a2), &(a3)))
+#define DOT4_W(xw, n_pairs, w, a0, a1, a2, a3) ((w) = dot4_w(xw, n_pairs, w, &(a0), &(a1), &(a2), &(a3)))
+#endif
+
+/* The last group of four may be partial. */
+#define STORE4(T, out, n, y0, y1, y2, y3)       \
+    do {                                        \
+        (out)[0] = (T)(y0);                     \
+        if ((n) >= 4) {                         \
+            (out)[1] = (T)(y1);                 \
+            (out)[2] = (T)(y2);                 \
+            (out)[3] = (T)(y3);                 \
+        } else {                                \
+            if ((n) > 1) {                      \
+                (out)[1] = (T)(y1);             \
+            }                                   \
+            if ((n) > 2) {                      \
+                (out)[2] = (T)(y2);             \
+            }                                   \
+        }                                       \
+    } while (0)
+
+/* ---- int16 ------------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t lo, hi, ts, tm;
+    const int32_t *tbl;
+} post16_k;
+
+EW_INLINE int32_t post16(int32_t acc, int32_t r, const post16_k *k, const int mode)
+{
+    int32_t y = ew_smmulr(acc, r);
+    if (mode == EW_FCQ_CLAMP) {
+        return ew_clamp_fast(y, k->lo, k->hi);
+    }
+    if (mode == EW_FCQ_USAT) {
+        return EW_USAT(y, 15);
+    }
+    y = EW_SSAT(y, 16);
+    if (mode == EW_FCQ_TANH) {
+        return ew_tanh16_v(ew_t16_in(y, k->ts, k->tm), k->tbl);
+    }
+    if (mode == EW_FCQ_LOGISTIC) {
+        return ew_logistic16_v(ew_t16_in(y, k->ts, k->tm), k->tbl);
+    }
+    return y;
+}
+
+/* int16 groups end with the four multipliers r. */
+EW_INLINE void fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out, const int mode)
+{
+    const int32_t *w = p->w;
+    const int32_t n_pairs = p->n_pairs;
+    post16_k k;
+    int32_t left;
+    k.lo = p->act_min;
+    k.hi = p->act_max;
+    k.ts = p->t_shift;
+    k.tm = p->t_mult;
+    k.tbl = EW_TANH16_TABLE;
+    for (left = p->n_out; left > 0; left -= 4) {
+        int32_t a0, a1, a2, a3;
+        DOT4_S16(x, n_pairs, w, a0, a1, a2, a3);
+        a0 = post16(a0, w[0], &k, mode);
+        a1 = post16(a1, w[1], &k, mode);
+        a2 = post16(a2, w[2], &k, mode);
+        a3 = post16(a3, w[3], &k, mode);
+        STORE4(int16_t, out, left, a0, a1, a2, a3);
+        out += 4;
+        w += 4;
+    }
+}
+
+/* One entry point per mode, so that a model links only the instances it calls. */
+void ew_fcq_sat_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_SAT); }
+void ew_fcq_clamp_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_CLAMP); }
+void ew_fcq_usat_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_USAT); }
+void ew_fcq_tanh_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_TANH); }
+void ew_fcq_logistic_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_LOGISTIC); }
+
+void ew_fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out)
+{
+    switch (p->mode) {
+    case EW_FCQ_CLAMP:
+        ew_fcq_clamp_s16(x, p, out);
+        break;
+    case EW_FCQ_USAT:
+        ew_fcq_usat_s16(x, p, out);
+        break;
+    case EW_FCQ_TANH:
+        ew_fcq_tanh_s16(x, p, out);
+        break;
+    case EW_FCQ_LOGISTIC:
+        ew_fcq_logistic_s16(x, p, out);
+        break;
+    default:
+        ew_fcq_sat_s16(x, p, out);
+        break;
+    }
+}
+
+/* One side of a gated unit: requantize, clamp, table input with t_shift 16, TANH or
+ * LOGISTIC through the interleaved table (one base for both). */
+EW_INLINE int32_t gate16_f(int32_t acc, int32_t r, int32_t tm, const int32_t *tbl, const int logistic)
+{
+    const int32_t v = ew_smmulr((int32_t)((uint32_t)EW_SSAT(ew_smmulr(acc, r), 16) << 16), tm);
+    return logistic ? ew_logistic16_v(v, tbl) : ew_tanh16_v(v, tbl);
+}
+
+EW_INLINE void gateq_s16(const int16_t *x, const ew_gateq *p, int16_t *out, const int mode)
+{
+    const int32_t *w = p->w;
+    const int32_t n_pairs = p->n_pairs;
+    const int32_t am = p->a_mult, bm = p->b_mult;
+    const int32_t m2 = p->m2, add = p->add, sh = p->shift;
+    const int la = mode == EW_GATE_LOGISTIC_LOGISTIC, lb = mode != EW_GATE_TANH_TANH;
+    const int32_t *tbl = EW_TANH16_TABLE;
+    int32_t left;
+    for (left = p->n_out; left > 0; left -= 2) {
+        int32_t a0, a1, b0, b1;
+        DOT4_S16(x, n_pairs, w, a0, a1, b0, b1);
+        /* |f|, |g| <= 32768: the products fit int32 */
+        a0 = gate16_f(a0, w[0], am, tbl, la) * gate16_f(b0, w[2], bm, tbl, lb);
+        out[0] = (int16_t)EW_SSAT(ew_rq_apply_neg(a0, m2, add, sh), 16);
+        if (left >= 2) {
+            a1 = gate16_f(a1, w[1], am, tbl, la) * gate16_f(b1, w[3], bm, tbl, lb);
+            out[1] = (int16_t)EW_SSAT(ew_rq_apply_neg(a1, m2, add, sh), 16);
+        }
+        out += 2;
+        w += 4;
+    }
+}
+
+void ew_gateq_tl_s16(const int16_t *x, const ew_gateq *p, int16_t *out) { gateq_s16(x, p, out, EW_GATE_TANH_LOGISTIC); }
+void ew_gateq_tt_s16(const int16_t *x, const ew_gateq *p, int16_t *out) { gateq_s16(x, p, out, EW_GATE_TANH_TANH); }
+void ew_gateq_ll_s16(const int16_t *x, const ew_gateq *p, int16_t *out) { gateq_s16(x, p, out, EW_GATE_LOGISTIC_LOGISTIC); }
+
+void ew_gateq_s16(const int16_t *x, const ew_gateq *p, int16_t *out)
+{
+    switch (p->mode) {
+    case EW_GATE_TANH_TANH:
+        ew_gateq_tt_s16(x, p, out);
+        break;
+    case EW_GATE_LOGISTIC_LOGISTIC:
+        ew_gateq_ll_s16(x, p, out);
+        break;
+    default:
+        ew_gateq_tl_s16(x, p, out);
+        break;
+    }
+}
+
+/* One int16 ADD input (ew_addin, zero point 0) in the general form: x << 16 is the
+ * (x - zp) << (left_shift + 1) of the formula. */
+EW_INLINE int32_t addin16(int32_t x, const ew_addin *q)
+{
+    return ew_smmlar((int32_t)((uint32_t)x << 16), q->mult, (int32_t)((uint32_t)q->c + (uint32_t)(ew_sign(x) & q->neg))) >> q->e;
+}
+
+/* The same for e >= 1 (neg = -1 needs no mask). */
+EW_INLINE int32_t addin16_neg(int32_t x, int32_t mult, int32_t c, int32_t e)
+{
+    return ew_smmlar((int32_t)((uint32_t)x << 16), mult, c + ew_sign(x)) >> e;
+}
+
+/* The fully-connected output y clamped as the layer clamps it. */
+EW_INLINE int32_t fc16_y(int32_t acc, int32_t r, const ew_addfcq *p, const int mode)
+{
+    const int32_t y = ew_smmulr(acc, r);
+    return mode == EW_ADDFC_ANY ? ew_clamp_fast(y, p->fc_min, p->fc_max) : EW_SSAT(y, 16);
+}
+
+/* ADD(y, other) for the clamped y; an exact halving is x << 14. */
+EW_INLINE int32_t add16(int32_t y, int32_t other, const ew_addfcq *p, const int mode)
+{
+    int32_t s;
+    if (mode == EW_ADDFC_HALVE_O) {
+        s = (int32_t)((uint32_t)addin16_neg(y, p->f.mult, p->f.c, p->f.e) + ((uint32_t)other << 14));
+    } else if (mode == EW_ADDFC_HALVE_F) {
+        s = (int32_t)(((uint32_t)y << 14) + (uint32_t)addin16_neg(other, p->o.mult, p->o.c, p->o.e));
+    } else {
+        s = (int32_t)((uint32_t)addin16(y, &p->f) + (uint32_t)addin16(other, &p->o));
+    }
+    s = ew_rq_apply_neg(s, p->m2, p->add, p->shift);
+    return mode == EW_ADDFC_ANY ? ew_clamp_fast(s, p->act_min, p->act_max) : EW_SSAT(s, 16);
+}
+
+#define ADD16_OUT(k, acc)                                  \
+    do {                                                   \
+        const int32_t y_ = fc16_y(acc, w[k], p, mode);     \
+        if (store_y) {                                     \
+            yo[k] = (int16_t)y_;                           \
+        }                                                  \
+        out[k] = (int16_t)add16(y_, other[k], p, mode);    \
+    } while (0)
+
+EW_INLINE void addfcq_s16(const int16_t *x, const ew_addfcq *pp, const int16_t *other, int16_t *out, int16_t *yo,
+                          const int mode, const int store_y)
+{
+    /* a local copy: the dot product's memory clobber would otherwise reload every field */
+    const ew_addfcq k = *pp, *p = &k;
+    const int32_t *w = p->w;
+    const int32_t n_pairs = p->n_pairs;
+    int32_t left;
+    for (left = p->n_out; left > 0; left -= 4) {
+        int32_t a0, a1, a2, a3;
+        DOT4_S16(x, n_pairs, w, a0, a1, a2, a3);
+        ADD16_OUT(0, a0);
+        if (left >= 4) {
+            ADD16_OUT(1, a1);
+            ADD16_OUT(2, a2);
+            ADD16_OUT(3, a3);
+        } else {
+            if (left > 1) {
+                ADD16_OUT(1, a1);
+            }
+            if (left > 2) {
+                ADD16_OUT(2, a2);
+            }
+        }
+        other += 4;
+        out += 4;
+        if (store_y) {
+            yo += 4;
+        }
+        w += 4;
+    }
+}
+
+void ew_addfcq_halve_o_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out)
+{
+    addfcq_s16(x, p, other, out, NULL, EW_ADDFC_HALVE_O, 0);
+}
+
+void ew_addfcq_halve_f_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out)
+{
+    addfcq_s16(x, p, other, out, NULL, EW_ADDFC_HALVE_F, 0);
+}
+
+void ew_addfcq_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out)
+{
+    addfcq_s16(x, p, other, out, NULL, EW_ADDFC_ANY, 0);
+}
+
+void ew_addfcq_y_halve_o_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out)
+{
+    addfcq_s16(x, p, other, out, y_out, EW_ADDFC_HALVE_O, 1);
+}
+
+void ew_addfcq_y_halve_f_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out)
+{
+    addfcq_s16(x, p, other, out, y_out, EW_ADDFC_HALVE_F, 1);
+}
+
+void ew_addfcq_y_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out)
+{
+    addfcq_s16(x, p, other, out, y_out, EW_ADDFC_ANY, 1);
+}
+
+void ew_addfcq_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out)
+{
+    switch (p->mode) {
+    case EW_ADDFC_HALVE_O:
+        ew_addfcq_halve_o_s16(x, p, other, out);
+        break;
+    case EW_ADDFC_HALVE_F:
+        ew_addfcq_halve_f_s16(x, p, other, out);
+        break;
+    default:
+        ew_addfcq_any_s16(x, p, other, out);
+        break;
+    }
+}
+
+void ew_addfcq_y_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out)
+{
+    switch (p->mode) {
+    case EW_ADDFC_HALVE_O:
+        ew_addfcq_y_halve_o_s16(x, p, other, out, y_out);
+        break;
+    case EW_ADDFC_HALVE_F:
+        ew_addfcq_y_halve_f_s16(x, p, other, out, y_out);
+        break;
+    default:
+        ew_addfcq_y_any_s16(x, p, other, out, y_out);
+        break;
+    }
+}
+
+/* ---- int8 -------------------------------------------------------------------------------- */
+
+/* int8 requantization of a doubled accumulator (plan.py doubles the weights and the bias,
+ * which it checks keeps |acc| < 2^31): with x2 = 2 * acc, TFLM's MultiplyByQuantizedMultiplier
+ * plus zp_out is hi32(x2 * mult + 2^31 + (add + (x2 < 0 ? -1 : 0)) * 2^32) >> shift, the
+ * ew_rq form with the doubling done by the multiply-accumulates instead of the m2 trick:
+ * one instruction less per output. int8 groups end with (mult, add, shift) per output;
+ * k is a literal (the LDRD offset is an immediate). */
+#define RQ8(acc2, w, k, y)                                                   \
+    do {                                                                     \
+        int32_t m_, a_;                                                      \
+        EW_LOAD_PAIR(w, 3 * (k), m_, a_);                                    \
+        (y) = ew_smmlar((acc2), m_, a_ + ew_sign(acc2)) >> (w)[3 * (k) + 2]; \
+    } while (0)
+
+EW_INLINE int32_t post8(int32_t y, int32_t lo, int32_t hi, const int8_t *lut, const int mode)
+{
+    if (mode == EW_FCQ_CLAMP) {
+        return ew_clamp_fast(y, lo, hi);
+    }
+    if (mode == EW_FCQ_LUT) {
+        return lut[EW_SSAT(y, 8)];
+    }
+    return EW_SSAT(y, 8);
+}
+
+EW_INLINE void fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out, const int mode)
+{
+    const int32_t *w = p->w;
+    const int32_t n_pairs = p->n_pairs, lo = p->act_min, hi = p->act_max;
+    const int8_t *lut = mode == EW_FCQ_LUT ? p->lut + 128 : NULL;
+    int32_t left;
+    for (left = p->n_out; left > 0; left -= 4) {
+        int32_t a0, a1, a2, a3;
+        DOT4_W(xw, n_pairs, w, a0, a1, a2, a3);
+        RQ8(a0, w, 0, a0);
+        RQ8(a1, w, 1, a1);
+        RQ8(a2, w, 2, a2);
+        RQ8(a3, w, 3, a3);
+        a0 = post8(a0, lo, hi, lut, mode);
+        a1 = post8(a1, lo, hi, lut, mode);
+        a2 = post8(a2, lo, hi, lut, mode);
+        a3 = post8(a3, lo, hi, lut, mode);
+        STORE4(int8_t, out, left, a0, a1, a2, a3);
+        out += 4;
+        w += 12;
+    }
+}
+
+void ew_fcq_sat_s8(const int32_t *xw, const ew_fcq *p, int8_t *out) { fcq_s8(xw, p, out, EW_FCQ_SAT); }
+void ew_fcq_clamp_s8(const int32_t *xw, const ew_fcq *p, int8_t *out) { fcq_s8(xw, p, out, EW_FCQ_CLAMP); }
+void ew_fcq_lut_s8(const int32_t *xw, const ew_fcq *p, int8_t *out) { fcq_s8(xw, p, out, EW_FCQ_LUT); }
+
 void ew_fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out)
 {
-    const int32_t *w = p->w;
-    const int32_t *ch = p->chan;
-    const int32_t n_pairs = p->n_pairs;
-    const int32_t lo = p->act_min, hi = p->act_max;
-    const int8_t *lut = p->lut ? p->lut + 128 : NULL;
-    int32_t o, k;
-    for (o = 0; o < p->n_out; o += 4) {
-        int32_t acc[4];
-        const int32_t n = p->n_out - o < 4 ? p->n_out - o : 4;
-        const int32_t *q = ch + 4;
-        acc[0] = ch[0];
-        acc[1] = ch[1];
-        acc[2] = ch[2];
-        acc[3] = ch[3];
-        dot4(xw, n_pairs, w, acc);
-        w += 4 * n_pairs;
-        if (lut) {
-            for (k = 0; k < n; ++k, q += 3) {
-                out[o + k] = lut[ew_clamp_fast(ew_rq_apply_neg(acc[k], q[0], q[1], q[2]), lo, hi)];
-            }
-        } else {
-            for (k = 0; k < n; ++k, q += 3) {
-                out[o + k] = (int8_t)ew_clamp_fast(ew_rq_apply_neg(acc[k], q[0], q[1], q[2]), lo, hi);
-            }
-        }
-        ch += 16;
+    switch (p->mode) {
+    case EW_FCQ_CLAMP:
+        ew_fcq_clamp_s8(xw, p, out);
+        break;
+    case EW_FCQ_LUT:
+        ew_fcq_lut_s8(xw, p, out);
+        break;
+    default:
+        ew_fcq_sat_s8(xw, p, out);
+        break;
     }
 }
 
-void ew_fcq_s16(const int32_t *xw, const ew_fcq *p, int16_t *out)
+/* lut_a holds 2 (f(y) - zp_a): the doubled product takes the ew_rq form of rq8. */
+void ew_gateq_s8(const int32_t *xw, const ew_gateq *p, int8_t *out)
 {
     const int32_t *w = p->w;
-    const int32_t *ch = p->chan;
     const int32_t n_pairs = p->n_pairs;
-    const int32_t lo = p->act_min, hi = p->act_max;
-    const ew_t16q *t = p->t16;
-    int32_t o, k;
-    for (o = 0; o < p->n_out; o += 4) {
-        int32_t acc[4];
-        const int32_t n = p->n_out - o < 4 ? p->n_out - o : 4;
-        const int32_t *q = ch + 4;
-        acc[0] = ch[0];
-        acc[1] = ch[1];
-        acc[2] = ch[2];
-        acc[3] = ch[3];
-        dot4(xw, n_pairs, w, acc);
-        w += 4 * n_pairs;
-        if (t) {
-            for (k = 0; k < n; ++k, q += 3) {
-                out[o + k] = (int16_t)ew_t16_apply(ew_clamp_fast(ew_smmla(acc[k], q[0], q[1]) >> q[2], lo, hi), t);
-            }
-        } else {
-            for (k = 0; k < n; ++k, q += 3) {
-                out[o + k] = (int16_t)ew_clamp_fast(ew_smmla(acc[k], q[0], q[1]) >> q[2], lo, hi);
-            }
+    const int16_t *la = p->lut_a + 128, *lb = p->lut_b + 128;
+    const int32_t m = p->m2, add = p->add, sh = p->shift;
+    int32_t left;
+    for (left = p->n_out; left > 0; left -= 2) {
+        int32_t a0, a1, b0, b1, ya, yb;
+        DOT4_W(xw, n_pairs, w, a0, a1, b0, b1);
+        RQ8(a0, w, 0, ya);
+        RQ8(b0, w, 2, yb);
+        a0 = la[EW_SSAT(ya, 8)] * lb[EW_SSAT(yb, 8)];
+        out[0] = (int8_t)EW_SSAT(ew_smmlar(a0, m, add + ew_sign(a0)) >> sh, 8);
+        if (left >= 2) {
+            RQ8(a1, w, 1, ya);
+            RQ8(b1, w, 3, yb);
+            a1 = la[EW_SSAT(ya, 8)] * lb[EW_SSAT(yb, 8)];
+            out[1] = (int8_t)EW_SSAT(ew_smmlar(a1, m, add + ew_sign(a1)) >> sh, 8);
         }
-        ch += 16;
+        out += 2;
+        w += 12;
+    }
+}
+
+/* The tables hold doubled terms (and the halving is shifted one more), so the doubled sum
+ * takes the ew_rq form of rq8: one instruction less per output. y is clamped to the full
+ * range (the layer's own clamp is in lut_f). */
+EW_INLINE int32_t add8(int32_t y, int32_t other, const ew_addfcq *p, const int32_t *lf, const int32_t *lo, const int mode)
+{
+    int32_t s;
+    if (mode == EW_ADDFC_HALVE_O) {
+        s = (int32_t)((uint32_t)lf[y] + ((uint32_t)other << 20));
+        return EW_SSAT(ew_smmlar(s, p->m2, p->add + ew_sign(s)) >> p->shift, 8);
+    }
+    s = (int32_t)((uint32_t)lf[y] + (uint32_t)lo[other]);
+    return ew_clamp_fast(ew_smmlar(s, p->m2, p->add + ew_sign(s)) >> p->shift, p->act_min, p->act_max);
+}
+
+#define ADD8_OUT(k, acc)                                                    \
+    do {                                                                    \
+        int32_t y_;                                                         \
+        RQ8(acc, w, k, y_);                                                 \
+        y_ = EW_SSAT(y_, 8);                                                \
+        if (store_y) {                                                      \
+            yo[k] = (int8_t)ew_clamp_fast(y_, p->fc_min, p->fc_max);        \
+        }                                                                   \
+        out[k] = (int8_t)add8(y_, other[k], p, lf, lo, mode);               \
+    } while (0)
+
+EW_INLINE void addfcq_s8(const int32_t *xw, const ew_addfcq *pp, const int8_t *other, int8_t *out, int8_t *yo,
+                         const int mode, const int store_y)
+{
+    /* a local copy: the dot product's memory clobber would otherwise reload every field */
+    const ew_addfcq k = *pp, *p = &k;
+    const int32_t *w = p->w;
+    const int32_t *lf = p->lut_f + 128, *lo = mode == EW_ADDFC_HALVE_O ? NULL : p->lut_o + 128;
+    const int32_t n_pairs = p->n_pairs;
+    int32_t left;
+    for (left = p->n_out; left > 0; left -= 4) {
+        int32_t a0, a1, a2, a3;
+        DOT4_W(xw, n_pairs, w, a0, a1, a2, a3);
+        ADD8_OUT(0, a0);
+        if (left > 1) {
+            ADD8_OUT(1, a1);
+        }
+        if (left > 2) {
+            ADD8_OUT(2, a2);
+        }
+        if (left > 3) {
+            ADD8_OUT(3, a3);
+        }
+        other += 4;
+        out += 4;
+        if (store_y) {
+            yo += 4;
+        }
+        w += 12;
+    }
+}
+
+void ew_addfcq_halve_o_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out)
+{
+    addfcq_s8(xw, p, other, out, NULL, EW_ADDFC_HALVE_O, 0);
+}
+
+void ew_addfcq_any_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out)
+{
+    addfcq_s8(xw, p, other, out, NULL, EW_ADDFC_ANY, 0);
+}
+
+void ew_addfcq_y_halve_o_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out, int8_t *y_out)
+{
+    addfcq_s8(xw, p, other, out, y_out, EW_ADDFC_HALVE_O, 1);
+}
+
+void ew_addfcq_y_any_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out, int8_t *y_out)
+{
+    addfcq_s8(xw, p, other, out, y_out, EW_ADDFC_ANY, 1);
+}
+
+void ew_addfcq_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out)
+{
+    if (p->mode == EW_ADDFC_HALVE_O) {
+        ew_addfcq_halve_o_s8(xw, p, other, out);
+    } else {
+        ew_addfcq_any_s8(xw, p, other, out);
+    }
+}
+
+void ew_addfcq_y_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out, int8_t *y_out)
+{
+    if (p->mode == EW_ADDFC_HALVE_O) {
+        ew_addfcq_y_halve_o_s8(xw, p, other, out, y_out);
+    } else {
+        ew_addfcq_y_any_s8(xw, p, other, out, y_out);
     }
 }
