@@ -85,6 +85,40 @@ void ew_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, in
 #ifdef EW_DOT_ASM
 #define DOT4_S16(x, n_pairs, w, a0, a1, a2, a3) EW_DOT4_ASM(x, n_pairs, w, a0, a1, a2, a3)
 #define DOT4_W(xw, n_pairs, w, a0, a1, a2, a3) EW_DOT4_ASM(xw, n_pairs, w, a0, a1, a2, a3)
+#elif defined(__SSE2__) && !defined(EW_FORCE_PORTABLE)
+/* Desktop builds (every x86-64 has SSE2): PMADDWD is SMLAD on four outputs at once — the
+ * same two 16x16 products summed in 32 bits, accumulated modulo 2^32 — so simulating the
+ * device on the host stays bit-exact and fast. */
+#include <emmintrin.h>
+
+/* Pair j is the 4 bytes at offset 4j of x: int16 inputs and 16-bit-pair words alike. */
+static const int32_t *dot4_pairs(const void *x, int32_t n_pairs, const int32_t *w, int32_t *a0, int32_t *a1,
+                                 int32_t *a2, int32_t *a3)
+{
+    const unsigned char *xb = (const unsigned char *)x;
+    __m128i acc = _mm_loadu_si128((const __m128i *)(const void *)w), acc2 = _mm_setzero_si128();
+    int32_t j, x0, x1, r[4];
+    for (j = 0, w += 4; j + 1 < n_pairs; j += 2, w += 8) {
+        memcpy(&x0, xb + 4 * j, sizeof x0);
+        memcpy(&x1, xb + 4 * j + 4, sizeof x1);
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_set1_epi32(x0), _mm_loadu_si128((const __m128i *)(const void *)w)));
+        acc2 = _mm_add_epi32(acc2, _mm_madd_epi16(_mm_set1_epi32(x1),
+                                                  _mm_loadu_si128((const __m128i *)(const void *)(w + 4))));
+    }
+    if (j < n_pairs) {
+        memcpy(&x0, xb + 4 * j, sizeof x0);
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_set1_epi32(x0), _mm_loadu_si128((const __m128i *)(const void *)w)));
+        w += 4;
+    }
+    _mm_storeu_si128((__m128i *)(void *)r, _mm_add_epi32(acc, acc2));
+    *a0 = r[0];
+    *a1 = r[1];
+    *a2 = r[2];
+    *a3 = r[3];
+    return w;
+}
+#define DOT4_S16(x, n_pairs, w, a0, a1, a2, a3) ((w) = dot4_pairs(x, n_pairs, w, &(a0), &(a1), &(a2), &(a3)))
+#define DOT4_W(xw, n_pairs, w, a0, a1, a2, a3) ((w) = dot4_pairs(xw, n_pairs, w, &(a0), &(a1), &(a2), &(a3)))
 #else
 static inline int32_t lo16(int32_t v) { return (int32_t)(int16_t)(uint16_t)((uint32_t)v & 0xFFFFu); }
 static inline int32_t hi16(int32_t v) { return v >> 16; }
