@@ -9,12 +9,16 @@ ring buffer per tensor holding its last `max delay` vectors.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..graph import Graph
 from ..integer import QuantParams
+from ..integer import fixedpoint as fp
+from ..integer import kernels as K
 from ..integer.kernels import INT16_UNIT_OUTPUT, LOGISTIC_INT8_OUTPUT, TANH_INT8_OUTPUT
 
 PRECISIONS = ("int8", "int16x8", "float32")
@@ -210,7 +214,8 @@ MIN_SCALE = 1e-6  # TFLM's TANH/LOGISTIC Prepare needs input_scale * 2**27 > 1 (
 
 
 def quant_from_range(lo: float, hi: float, precision: str) -> QuantParams:
-    """Affine int8 (zero point anywhere) or symmetric int16 (zero point 0, as TFLM's int16 kernels need)."""
+    """Affine int8 (zero point anywhere) or symmetric int16 (zero point 0, as TFLM's int16 kernels need),
+    with the plain scale of the range (``quantize`` rounds scales onto its grids instead)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if precision == "int16x8":
         return QuantParams(max(max(-lo, hi) / 32767.0, MIN_SCALE), 0)
@@ -219,41 +224,301 @@ def quant_from_range(lo: float, hi: float, precision: str) -> QuantParams:
     return QuantParams(scale, zp)
 
 
+# -- parameters LiteRT and TFLM turn into the same integers -----------------------------
+#
+# Both runtimes read the same scales but do not compute the same integers from them
+# (single-op models, tests/test_integer_kernels.py; sources: LiteRT tflite/kernels/, TFLM
+# tensorflow/lite/micro/kernels/):
+#   FULLY_CONNECTED  LiteRT's reference kernel requantizes in floating point,
+#                    round(double(acc) * (double(s_in) * double(s_w) / double(s_out))), ties away
+#                    from zero. TFLM int8: MultiplyByQuantizedMultiplier, a 31-bit multiplier and
+#                    double rounding (SRDHM, then RoundingDivideByPOT). TFLM 16x8 (int64 bias):
+#                    (acc * round(m / 2**16) + 2**(14 - shift)) >> (15 - shift), a 15-bit
+#                    multiplier rounded once, ties up.
+#   MUL, RELU        LiteRT forms the multiplier in float32 (s1 * s2 / s_out, s_in / s_out),
+#                    TFLM in double; the kernels are the same.
+#   TANH, LOGISTIC   int8: LiteRT a table of float32 tanhf / 1 / (1 + expf(-x)), TFLM gemmlowp
+#                    fixed point. int16: the same arithmetic.
+#   ADD, QUANTIZE, CONCATENATION, pools: the same arithmetic (int16 ADD only while not all three
+#                    scales are powers of two: LiteRT then takes its pot_scale_int16 path).
+# So scales are chosen where both are exact:
+#   int16x8  every calibrated scale is C16 * 2**e. C16 = 257/256 is the one mantissa of at most
+#            9 bits with 1/C16 rounding to float32 and to a 31-bit multiplier alike, so MUL/RELU
+#            multipliers agree; and no such scale is a power of two. Each FC channel's multiplier
+#            M = s_in * s_w / s_out is n * 2**k, n odd in (2**14, 2**15): TFLM's 16-bit multiplier
+#            is then M itself and both runtimes round the exact acc * M. They still part on an
+#            exact negative tie (TFLM rounds up, LiteRT away from zero), which with n odd takes
+#            acc == -(2j + 1) * 2**(14 - shift), an output of -(2j + 1) * n / 2 <= -8192 LSB.
+#   int8     each FC channel's multiplier is a power of two and weights and bias are even, so
+#            TFLM's first rounding (of acc * 2**30 / 2**31 = acc / 2) is exact and its second one
+#            is LiteRT's. Scales are A * 2**e with A odd, an FC output's A a multiple of its
+#            input's, so s_w = M * s_out / s_in is a float32 and LiteRT's double product is M.
+#            MUL/RELU output scales and TANH/LOGISTIC input scales move up the grid until both
+#            runtimes agree on every int8 input (a TANH/LOGISTIC whose input has the fixed scale
+#            of another one's output reads a requantized copy where needed).
+# A layer where this fails (e.g. a mantissa would need more than 24 bits) keeps plain scales:
+# TFLM's arithmetic stays exact in the engine, LiteRT may differ there by 1 LSB.
+
+C16 = 257 / 256
+_INT8_LUT_MARGIN = 2e-4  # LSB; LiteRT's float32 table errs by < 1e-4 LSB
+
+
+def scale_grid(s0: float, unit: float, bits: int):
+    """Scales >= s0 of the form unit * k * 2**e, k an integer in [2**(bits-1), 2**bits), ascending."""
+    lo = 1 << (bits - 1)
+    e = math.floor(math.log2(s0 / unit)) - (bits - 1)
+    k = max(math.ceil(s0 / math.ldexp(unit, e)), lo)
+    while k >= 2 * lo:
+        e += 1
+        k = max(math.ceil(s0 / math.ldexp(unit, e)), lo)
+    while True:
+        s = math.ldexp(unit * k, e)
+        if s >= s0:
+            yield s
+        k += 1
+        if k == 2 * lo:
+            k, e = lo, e + 1
+
+
+def int16_scale(s0: float) -> float:
+    """The smallest C16 * 2**e >= s0."""
+    return next(scale_grid(max(s0, MIN_SCALE), C16, 1))
+
+
+def odd_mantissa(scale: float) -> int:
+    m = int(math.frexp(scale)[0] * (1 << 24))  # exact for a float32
+    return m // (m & -m)
+
+
+def fc_weight_scale(s_in: float, s_out: float, wmax: float, precision: str) -> float | None:
+    """The smallest weight scale >= wmax / 127 (int16x8) or wmax / 126 (int8, even weights) whose
+    multiplier s_in * s_w / s_out both runtimes apply exactly; None where there is none."""
+    m0 = s_in * (wmax / (126.0 if precision == "int8" else 127.0)) / s_out if wmax > 0 else 2.0**-8
+    q, e = math.frexp(m0)
+    if precision == "int8":
+        multiplier = math.ldexp(1.0, e - 1 if q == 0.5 else e)
+    else:
+        n = math.ceil(q * 2**15)
+        n += 1 - n % 2
+        if n > 2**15:
+            n, e = 2**14 + 1, e + 1
+        multiplier = math.ldexp(n, e - 15)
+    s_w = multiplier * s_out / s_in
+    f32 = np.float32
+    exact = (float(f32(s_w)) == s_w
+             and float(np.float64(s_in) * np.float64(s_w) / np.float64(s_out)) == multiplier  # LiteRT, TFLM per channel
+             and float(f32(f32(s_in) * f32(s_w))) == s_in * s_w)  # TFLM per tensor: the float32 product
+    return s_w if exact else None
+
+
+def int8_lut_agrees(kind: str, x_q: QuantParams) -> bool:
+    """TFLM's gemmlowp TANH/LOGISTIC equals LiteRT's float32 table on all 256 inputs: the true
+    value rounds to TFLM's result and lies more than _INT8_LUT_MARGIN from a rounding tie."""
+    x = np.arange(-128, 128)
+    real = x_q.scale * (x - x_q.zero_point)
+    if kind == "tanh":
+        v, got = np.tanh(real) * 128, K.tanh(x.astype(np.int8), x_q, TANH_INT8_OUTPUT)
+    else:
+        v, got = 256 / (1 + np.exp(-real)) - 128, K.logistic(x.astype(np.int8), x_q, LOGISTIC_INT8_OUTPUT)
+    want = np.clip(fp.tflite_round(v), -128, 127)
+    base = np.floor(v)
+    near_tie = (base >= -128) & (base <= 126) & (np.abs(v - base - 0.5) < _INT8_LUT_MARGIN)
+    return bool((got == want).all() and not near_tie.any())
+
+
+def int8_rescale_agrees(kind: str, qs: list[QuantParams], out_q: QuantParams) -> bool:
+    """MUL / RELU: LiteRT's float32 multiplier gives TFLM's result on every int8 input."""
+    f32 = np.float32
+    try:
+        if kind == "mul":
+            p = K.mul_params(qs[0], qs[1], out_q, "int8")
+            real = f32(f32(qs[0].scale) * f32(qs[1].scale)) / f32(out_q.scale)
+        else:
+            p = K.relu_params(qs[0], out_q, "int8")
+            real = f32(qs[0].scale) / f32(out_q.scale)
+    except ValueError:  # TFLM refuses these scales; the engine says so later
+        return True
+    mult, shift = fp.quantize_multiplier(float(real))
+    if (mult, shift) == (p.mult, p.shift):
+        return True
+    litert = dataclasses.replace(p, mult=mult, shift=shift)
+    x = np.arange(-128, 128, dtype=np.int8)
+    if kind == "mul":
+        return bool((K.mul_eval(x[:, None], x[None, :], p) == K.mul_eval(x[:, None], x[None, :], litert)).all())
+    return bool((K.requant_eval(x, p) == K.requant_eval(x, litert)).all())
+
+
+def _fc_components(fprog: Program, gid: dict[str, int], n: int):
+    """The graph of FULLY_CONNECTED ops between tie groups (input group -> output group) as its
+    strongly connected components in dependency order, and each component's mantissa budget: the
+    bits its odd mantissa may take so that every FC output's (a multiple of the least common
+    multiple of its inputs') still fits in float32's 24."""
+    edges: dict[int, set[int]] = {g: set() for g in range(n)}
+    for op in fprog.ops:
+        a, b = gid[op.inputs[0][0]], gid[op.output]
+        if op.kind == "fc" and a != b:
+            edges[a].add(b)
+    finished: list[int] = []  # Kosaraju: finishing order, then components on the transposed graph
+    seen: set[int] = set()
+    for root in range(n):
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(sorted(edges[root])))]
+        while stack:
+            g, pending = stack[-1]
+            nxt = next(pending, None)
+            if nxt is None:
+                stack.pop()
+                finished.append(g)
+            elif nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, iter(sorted(edges[nxt]))))
+    sources: dict[int, set[int]] = {g: set() for g in range(n)}
+    for a, bs in edges.items():
+        for b in bs:
+            sources[b].add(a)
+    comp: dict[int, int] = {}
+    components: list[list[int]] = []
+    for root in reversed(finished):
+        if root in comp:
+            continue
+        comp[root] = len(components)
+        members, stack = [], [root]
+        while stack:
+            g = stack.pop()
+            members.append(g)
+            for src in sources[g]:
+                if src not in comp:
+                    comp[src] = len(components)
+                    stack.append(src)
+        components.append(sorted(members))
+    nc = len(components)
+    succ: list[set[int]] = [set() for _ in range(nc)]
+    preds: list[set[int]] = [set() for _ in range(nc)]
+    for a, bs in edges.items():
+        for b in bs:
+            if comp[a] != comp[b]:
+                succ[comp[a]].add(comp[b])
+                preds[comp[b]].add(comp[a])
+    height, budget, own = [0] * nc, [24] * nc, [7] * nc
+    for c in reversed(range(nc)):  # sinks first: each FC output keeps some bits of its own
+        height[c] = max((1 + height[d] for d in succ[c]), default=0)
+        budget[c] = min([24] + [(budget[d] - own[d]) // len(preds[d]) for d in succ[c]])
+        own[c] = max(1, min(7, budget[c] // (height[c] + 1)))
+    return components, comp, budget
+
+
+def _assign_scales(fprog: Program, tensors: dict[str, Tensor], ranges, precision: str) -> None:
+    producer = {op.output: op for op in fprog.ops}
+    groups = tie_groups(fprog)
+    gid = {t: i for i, g in enumerate(groups) for t in g}
+    components, comp, budget = _fc_components(fprog, gid, len(groups))
+    for c, component in enumerate(components):
+        unit = 1  # int8: the odd mantissas of the inputs of FCs into this component divide its own
+        for op in fprog.ops:
+            if op.kind == "fc" and comp[gid[op.output]] == c and comp[gid[op.inputs[0][0]]] != c:
+                unit = math.lcm(unit, odd_mantissa(tensors[op.inputs[0][0]].q.scale))
+        if unit.bit_length() > 23:  # no room: those FCs fall back to plain scales
+            unit = 1
+        bits = max(1, min(7, budget[c] - unit.bit_length()))
+        for g in component:
+            group = groups[g]
+            fixed = [t for t in group if tensors[t].fixed]
+            if fixed:  # lower() guarantees a fixed tensor is alone in its group
+                q = fixed_quant(producer[fixed[0]].kind, precision)
+            else:
+                lo = min(min(ranges[t][0] for t in group), 0.0)
+                hi = max(max(ranges[t][1] for t in group), 0.0)
+                if precision == "int16x8":
+                    q = QuantParams(int16_scale(max(-lo, hi) / 32767.0), 0)
+                else:
+                    q = _int8_group_quant(fprog, group, tensors, lo, hi, unit, bits)
+                    if len(component) > 1:  # FCs in a cycle through tied tensors: one odd mantissa
+                        unit, bits = odd_mantissa(q.scale), 1
+            for t in group:
+                tensors[t].q = q
+
+
+def _int8_group_quant(fprog, group, tensors, lo, hi, unit, bits) -> QuantParams:
+    members = set(group)
+    checks = [op for op in fprog.ops
+              if (op.kind in ("mul", "relu") and members & {op.output, *(n for n, _ in op.inputs)})
+              or (op.kind in ("tanh", "logistic") and op.inputs[0][0] in members)]
+    first = None
+    for _, scale in zip(range(64), scale_grid(max((hi - lo) / 255.0, MIN_SCALE), unit, bits)):
+        q = QuantParams(scale, int(np.clip(np.round(-128 - lo / scale), -128, 127)))
+        first = first or q
+        if all(_int8_op_agrees(op, q, members, tensors) for op in checks):
+            return q
+    return first
+
+
+def _int8_op_agrees(op: Op, q: QuantParams, members: set[str], tensors: dict[str, Tensor]) -> bool:
+    if op.kind in ("tanh", "logistic"):
+        return int8_lut_agrees(op.kind, q)
+    qs = [q if n in members else tensors[n].q for n, _ in op.inputs]
+    out_q = q if op.output in members else tensors[op.output].q
+    if out_q is None or any(x is None for x in qs):  # checked when the last of them is chosen
+        return True
+    return int8_rescale_agrees(op.kind, qs, out_q)
+
+
+def _requantize_fixed_lut_inputs(fprog: Program, ranges):
+    """int8 TANH/LOGISTIC of a TANH/LOGISTIC output read it at a fixed scale (1/128 or 1/256), and
+    three of the four pairs put TFLM's gemmlowp and LiteRT's float table on two sides of a
+    rounding tie (e.g. LOGISTIC of 1/128 at x = 1: 0.499997, TFLM 1, LiteRT 0). Such an op
+    reads a requantized copy instead, whose scale quantize chooses."""
+    producer = {op.output: op for op in fprog.ops}
+    tensors, ranges, ops = dict(fprog.tensors), dict(ranges), []
+    for op in fprog.ops:
+        (src, delay), = op.inputs if op.kind in ("tanh", "logistic") else ((None, 0),)
+        if src is not None and fprog.tensors[src].fixed and not int8_lut_agrees(
+                op.kind, fixed_quant(producer[src].kind, "int8")):
+            mid = f"{op.output}/in"
+            tensors[mid] = Tensor(mid, fprog.tensors[src].channels)
+            ranges[mid] = ranges[src]
+            ops.append(Op("requant", [(src, delay)], mid))
+            op = Op(op.kind, [(mid, 0)], op.output, op.activation)
+        ops.append(op)
+    if len(ops) == len(fprog.ops):
+        return fprog, ranges
+    return dataclasses.replace(fprog, tensors=tensors, ops=ops), ranges
+
+
 def quantize(fprog: Program, ranges: dict[str, tuple[float, float]], precision: str) -> Program:
-    """Float program + calibrated ranges -> integer program with TFLM-compatible parameters."""
+    """Float program + calibrated ranges -> integer program whose parameters TFLM and LiteRT
+    turn into the same integers (see above)."""
     if precision not in ("int8", "int16x8"):
         raise ValueError(precision)
+    if precision == "int8":
+        fprog, ranges = _requantize_fixed_lut_inputs(fprog, ranges)
     tensors = {name: Tensor(t.name, t.channels, fixed=t.fixed) for name, t in fprog.tensors.items()}
-    producer = {op.output: op for op in fprog.ops}
-    for group in tie_groups(fprog):
-        fixed = [t for t in group if tensors[t].fixed]
-        if fixed:  # lower() guarantees a fixed tensor is alone in its group
-            kind = producer[fixed[0]].kind
-            q = fixed_quant(kind, precision)
-        else:
-            lo = min(ranges[t][0] for t in group)
-            hi = max(ranges[t][1] for t in group)
-            q = quant_from_range(lo, hi, precision)
-        for t in group:
-            tensors[t].q = q
-    # Tensors only consumed by pools share their quant with the pool (done above); relu-fused fc
-    # outputs already have lo >= 0 from calibration, so the full int8 range is used.
-    act = np.dtype(ACT_DTYPE[precision])
+    _assign_scales(fprog, tensors, ranges, precision)
+    # relu-fused fc outputs already have lo >= 0 from calibration, so the full int8 range is used.
+    bias_dtype = np.int64 if precision == "int16x8" else np.int32
+    lim = np.iinfo(bias_dtype)
     ops = []
     for op in fprog.ops:
         if op.kind != "fc":
             ops.append(Op(op.kind, list(op.inputs), op.output, op.activation))
             continue
-        in_q = tensors[op.inputs[0][0]].q
+        s_in, s_out = tensors[op.inputs[0][0]].q.scale, tensors[op.output].q.scale
         w = op.weights.astype(np.float64)
         wmax = np.abs(w).max(axis=1)
-        scales = np.where(wmax > 0, wmax / 127.0, 1.0).astype(np.float32)
-        wq = np.clip(np.round(w / scales[:, None].astype(np.float64)), -127, 127).astype(np.int8)
-        bias_scale = np.float64(in_q.scale) * scales.astype(np.float64)
-        bias_dtype = np.int64 if act == np.int16 else np.int32
-        bq = np.round(op.bias.astype(np.float64) / bias_scale)
-        lim = np.iinfo(bias_dtype)
-        bq = np.clip(bq, lim.min, lim.max).astype(bias_dtype)
+        exact = [fc_weight_scale(s_in, s_out, float(m), precision) for m in wmax]
+        even = precision == "int8" and None not in exact
+        if None in exact:  # plain scales: exact in TFLM, LiteRT may differ by 1 LSB
+            scales = np.where(wmax > 0, wmax / 127.0, 1.0).astype(np.float32)
+        else:
+            scales = np.array(exact, np.float32)
+        step = 2 if even else 1  # int8: even weights and bias
+        top = 127 // step
+        s = scales[:, None].astype(np.float64)
+        wq = (step * np.clip(np.round(w / (step * s)), -top, top)).astype(np.int8)
+        bias_scale = np.float64(s_in) * scales.astype(np.float64)
+        bq = step * np.round(op.bias.astype(np.float64) / (step * bias_scale))
+        bq = np.clip(bq, lim.min, lim.max - (step - 1)).astype(bias_dtype)
         ops.append(Op("fc", list(op.inputs), op.output, op.activation, wq, scales, bq))
     return Program(precision, tensors, ops, fprog.input, fprog.output, fprog.head, fprog.mulaw_bits,
                    dict(fprog.meta))
