@@ -283,8 +283,6 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, anomaly
 
     if generate and not gen_out:
         raise UserError("--generate needs --out FILE.wav for the generated samples")
-    if generate and backend not in sim.GENERATE_BACKENDS:
-        sim.stepper(backend, None)  # raises the one-line explanation before any work
     conv = sim.Converted.load(out_dir)
     try:
         x = sim.load_data(conv, data, channel, limit)

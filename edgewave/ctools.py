@@ -135,29 +135,45 @@ def _codes(codes) -> np.ndarray:
     return codes
 
 
-def _read_outputs(path: Path, codes: np.ndarray) -> np.ndarray:
+def _read_outputs(path: Path, codes: np.ndarray, generated: int = 0) -> np.ndarray:
     out = np.fromfile(path, dtype=codes.dtype.newbyteorder("<")).astype(codes.dtype)
-    if len(codes) == 0:
+    steps = len(codes) + generated
+    if steps == 0:
         return out.reshape(0, 0)
-    if out.size % len(codes):
-        raise UserError(f"{path.name} holds {out.size} codes, not a multiple of the {len(codes)} inputs")
-    return out.reshape(len(codes), -1)
+    if out.size % steps:
+        raise UserError(f"{path.name} holds {out.size} codes, not a multiple of the {steps} steps")
+    return out.reshape(steps, -1)
 
 
-def run_host(binary, codes, timeout: float = 300) -> np.ndarray:
-    """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS), same dtype."""
+def _write_feedback(path: Path, feedback, dtype) -> int:
+    """FB.bin for the example mains (firmware/examples/ew_feedback.h): (table, steps) -> steps."""
+    if feedback is None:
+        return 0
+    table, steps = feedback
+    info = np.iinfo(dtype)
+    if len(table) != info.max - info.min + 1:
+        raise UserError(f"a feedback table needs one entry per {np.dtype(dtype).name} code, got {len(table)}")
+    path.write_bytes(np.uint32(steps).astype("<u4").tobytes() + np.asarray(table, np.dtype(dtype).newbyteorder("<")).tobytes())
+    return int(steps)
+
+
+def run_host(binary, codes, timeout: float = 300, feedback=None) -> np.ndarray:
+    """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS), same dtype.
+    ``feedback=(table, n)``: then generate n more steps, each fed table[y - min code] (one-output models)."""
     codes = _codes(codes)
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+        steps = _write_feedback(tmp / "FB.bin", feedback, codes.dtype)
         try:
-            proc = subprocess.run([str(Path(binary).resolve()), "IN.bin", "OUT.bin"], cwd=tmp,
+            proc = subprocess.run([str(Path(binary).resolve()), "IN.bin", "OUT.bin", *(["FB.bin"] if steps else [])],
+                                  cwd=tmp,
                                   capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
         if proc.returncode != 0:
             raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
-        return _read_outputs(tmp / "OUT.bin", codes)
+        return _read_outputs(tmp / "OUT.bin", codes, steps)
 
 
 def _section_kind(name: str) -> str | None:
@@ -216,7 +232,7 @@ def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[
 _RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)")
 
 
-def run_qemu(target, elf, codes, timeout: float = 300) -> tuple[np.ndarray, dict]:
+def run_qemu(target, elf, codes, timeout: float = 300, feedback=None) -> tuple[np.ndarray, dict]:
     """Stream ``codes`` through an ELF from :func:`build_cortex_m` on its QEMU board.
 
     Returns the outputs shaped (samples, EW_OUTPUTS) and ``{"instructions", "samples",
@@ -231,6 +247,7 @@ def run_qemu(target, elf, codes, timeout: float = 300) -> tuple[np.ndarray, dict
     with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+        steps = _write_feedback(tmp / "FB.bin", feedback, codes.dtype)
         cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
                "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
                "-kernel", str(Path(elf).resolve())]
@@ -244,6 +261,6 @@ def run_qemu(target, elf, codes, timeout: float = 300) -> tuple[np.ndarray, dict
             raise UserError(f"QEMU {t.machine} failed (exit {proc.returncode}): "
                             f"{_first_error(proc.stderr + proc.stdout)}")
         stats = dict(zip(("samples", "instructions", "max_step"), map(int, match.groups())))
-        if stats["samples"] != len(codes):
-            raise UserError(f"QEMU {t.machine} stepped {stats['samples']} of {len(codes)} samples")
-        return _read_outputs(tmp / "OUT.bin", codes), stats
+        if stats["samples"] != len(codes) + steps:
+            raise UserError(f"QEMU {t.machine} stepped {stats['samples']} of {len(codes) + steps} samples")
+        return _read_outputs(tmp / "OUT.bin", codes, steps), stats

@@ -88,31 +88,37 @@ def run_backend(name: str, conv: Converted, x: np.ndarray, progress=None) -> Res
     elif name in ("litert", "tflm"):
         raw = (LiteRTStream if name == "litert" else TFLMStream)(prog, conv.stream).run(inp, progress=progress)
     elif name == "c" or name in QEMU_TARGETS:
-        from .emit.pipeline import c_sources
         from .emit.plan import plan, ram_bytes
 
-        if not prog.quantized:
-            raise UserError(f"the {name} backend runs the emitted integer C; convert with --precision int16x8 or int8")
-        srcs, incs = c_sources(conv.c_dir(), "model")
         extra["ram_bytes"] = ram_bytes(plan(prog, "model"))
-        with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
-            if name == "c":
-                t0 = time.perf_counter()
-                raw = ctools.run_host(ctools.build_host(srcs, incs, Path(tmp)), inp)
-            else:
-                if not ctools.have_cortex_m_tools():
-                    raise UserError(f"the {name} backend needs the Arm cross toolchain and QEMU: "
-                                    "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
-                elf, sizes = ctools.build_cortex_m(QEMU_TARGETS[name], srcs, incs, Path(tmp))
-                raw, stats = ctools.run_qemu(QEMU_TARGETS[name], elf, inp, timeout=3600)
-                extra["instructions_per_sample"] = round(stats["instructions"] / max(stats["samples"], 1), 1)
-                extra["flash_bytes"] = sizes["model"]["text"] + sizes["model"]["rodata"]
+        t0 = time.perf_counter()
+        raw, more = run_c(name, conv, inp)
+        extra.update(more)
     else:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     seconds = time.perf_counter() - t0
     if name not in QEMU_TARGETS:
         extra["us_per_sample"] = round(1e6 * seconds / max(len(x), 1), 2)
     return Result(name, np.asarray(raw), seconds, extra)
+
+
+def run_c(name: str, conv: Converted, codes: np.ndarray, feedback=None) -> tuple[np.ndarray, dict]:
+    """The emitted C on the host ("c") or a QEMU board: raw outputs and, on QEMU, instructions and flash."""
+    from .emit.pipeline import c_sources
+
+    if not conv.prog.quantized:
+        raise UserError(f"the {name} backend runs the emitted integer C; convert with --precision int16x8 or int8")
+    if name != "c" and not ctools.have_cortex_m_tools():
+        raise UserError(f"the {name} backend needs the Arm cross toolchain and QEMU: "
+                        "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
+    srcs, incs = c_sources(conv.c_dir(), "model")
+    with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
+        if name == "c":
+            return ctools.run_host(ctools.build_host(srcs, incs, Path(tmp)), codes, feedback=feedback), {}
+        elf, sizes = ctools.build_cortex_m(QEMU_TARGETS[name], srcs, incs, Path(tmp))
+        raw, stats = ctools.run_qemu(QEMU_TARGETS[name], elf, codes, timeout=3600, feedback=feedback)
+    return raw, {"instructions_per_sample": round(stats["instructions"] / max(stats["samples"], 1), 1),
+                 "flash_bytes": sizes["model"]["text"] + sizes["model"]["rodata"]}
 
 
 def predictions(conv: Converted, res: Result) -> np.ndarray:
@@ -195,9 +201,6 @@ def anomaly_csv(path: str, x: np.ndarray, pred: np.ndarray, rf: int, threshold: 
     return int(flagged.sum())
 
 
-GENERATE_BACKENDS = ("keras", "float", "int", "litert", "tflm")
-
-
 def stepper(name: str, conv: Converted):
     """A fresh step function (one model-domain input -> that step's raw output) on a Python-driven backend."""
     if name == "keras":
@@ -210,15 +213,31 @@ def stepper(name: str, conv: Converted):
         return EngineRunner(conv.prog).stepper()
     if name in ("litert", "tflm"):
         return (LiteRTStream if name == "litert" else TFLMStream)(conv.prog, conv.stream).stepper()
-    raise UserError(f"--generate feeds each prediction back from Python, which the {name} backend cannot take "
-                    f"(it runs the whole input in one process); use one of {', '.join(GENERATE_BACKENDS)} — "
-                    "`--compare` shows the C and QEMU backends compute the same integers")
+    raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+
+
+def _generate_in_c(conv: Converted, backend: str, prime: np.ndarray, n: int) -> np.ndarray:
+    """The C runners feed predictions back themselves, through a table of what each output code becomes as the
+    next input: the same dequantize-then-quantize the Python backends apply, so the integers stay equal."""
+    prog = conv.prog
+    if prog.head == "mulaw":
+        raise UserError(f"--generate on {backend} feeds back the regression output; sampling the categorical head "
+                        "runs on keras, float, int, litert or tflm")
+    info = np.iinfo(prog.dtype)
+    codes = np.arange(info.min, info.max + 1).astype(prog.dtype)
+    values = convert_pipeline.dequantize_output(prog, codes.reshape(-1, 1))[:, 0].astype(np.float32)
+    table = convert_pipeline.quantize_input(prog, values)
+    raw, _ = run_c(backend, conv, convert_pipeline.quantize_input(prog, prime), feedback=(table, n))
+    y = raw[len(prime) - 1:len(prime) - 1 + n]
+    return convert_pipeline.dequantize_output(prog, y)[:, 0].astype(np.float32)
 
 
 def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int, temperature: float = 1.0,
              progress=None) -> np.ndarray:
     """Free-running generation after priming with real samples: each output is fed back as the next input."""
     prog = conv.prog
+    if backend == "c" or backend in QEMU_TARGETS:
+        return _generate_in_c(conv, backend, prime, n)
     step = stepper(backend, conv)
     rng = np.random.default_rng(seed)
     if backend not in ("keras", "float") and prog.quantized:

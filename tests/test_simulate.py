@@ -1,8 +1,8 @@
 """simulate: every backend through one interface, plots, generation, anomaly scores, bad input."""
 
 import json
+import os
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,18 +79,19 @@ def test_generation_is_a_deterministic_wav(out16, tmp_path):
     assert files[0].read_bytes() == files[1].read_bytes()
 
 
-def test_generation_runs_on_every_python_backend(out16):
+def test_generation_runs_on_every_backend(out16):
     conv = sim.Converted.load(str(out16))
     prime = sim.load_data(conv, str(SPEECH), limit=600)
-    gen = {b: sim.generate(conv, b, prime, 60, seed=3) for b in sim.GENERATE_BACKENDS}
+    backends = [b for b in sim.BACKENDS if sim.have(b)]
+    if os.environ.get("CI") == "true":
+        assert "qemu-m4" in backends, "CI must run the QEMU backends"
+    gen = {b: sim.generate(conv, b, prime, 60, seed=3) for b in backends}
     for b, y in gen.items():
         assert y.shape == (60,) and np.isfinite(y).all(), b
-    np.testing.assert_array_equal(gen["int"], gen["tflm"])  # the same integers, fed back the same way
+    for b in ("tflm", "litert", "c", "qemu-m4", "qemu-m7", "qemu-m33"):
+        if b in gen:  # the same integers, fed back the same way
+            np.testing.assert_array_equal(gen[b], gen["int"], err_msg=b)
     np.testing.assert_allclose(gen["keras"], gen["float"], atol=1e-4)
-    assert np.abs(gen["litert"] - gen["int"]).max() < 0.05 * np.abs(gen["int"]).max() + 1e-3
-    assert_one_line_error(run_edgewave("simulate", out16, "--data", SPEECH, "--backend", "c", "--generate", "5",
-                                       "--out", "never.wav"), "cannot take")
-    assert not Path("never.wav").exists()
 
 
 def test_simulate_bad_input(out16, tmp_path, tiny_model, monkeypatch):

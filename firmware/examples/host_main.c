@@ -1,9 +1,11 @@
-/* Host runner: prog IN.bin OUT.bin
+/* Host runner: prog IN.bin OUT.bin [FB.bin]
  * IN.bin holds raw ew_q_t input codes, OUT.bin receives EW_OUTPUTS raw ew_q_t
- * codes per input, both in the host's byte order (little-endian on x86/Arm). */
+ * codes per input, both in the host's byte order (little-endian on x86/Arm).
+ * With FB.bin, predictions are then fed back (ew_feedback.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include "edgewave_model.h"
+#include "ew_feedback.h"
 
 #define CHUNK 256
 
@@ -17,12 +19,13 @@ int main(int argc, char **argv)
 {
     static ew_model_state state;
     static ew_q_t in[CHUNK], out[CHUNK * EW_OUTPUTS];
+    ew_q_t last = 0;
     FILE *fi, *fo;
     long bytes;
     size_t n, i;
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s IN.bin OUT.bin\n", argc ? argv[0] : "prog");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s IN.bin OUT.bin [FB.bin]\n", argc ? argv[0] : "prog");
         return 2;
     }
     if (!(fi = fopen(argv[1], "rb"))) return fail("cannot open input", argv[1]);
@@ -35,11 +38,26 @@ int main(int argc, char **argv)
     ew_model_init(&state);
     while ((n = fread(in, sizeof in[0], CHUNK, fi)) > 0) {
         for (i = 0; i < n; i++) ew_model_step_q(&state, in[i], &out[i * EW_OUTPUTS]);
+        last = out[(n - 1) * EW_OUTPUTS];
         if (fwrite(out, sizeof out[0], n * EW_OUTPUTS, fo) != n * EW_OUTPUTS)
             return fail("cannot write", argv[2]);
     }
     if (ferror(fi)) return fail("cannot read", argv[1]);
     fclose(fi);
+    if (argc == 4) {
+        FILE *fb = fopen(argv[3], "rb");
+        uint32_t k, steps;
+        ew_q_t x, y;
+        if (!fb || EW_OUTPUTS != 1 || bytes == 0) return fail("cannot generate (one-output model, primed) from", argv[3]);
+        steps = ew_feedback_steps(fb);
+        y = last;
+        for (k = 0; k < steps; k++) {
+            if (!ew_feedback_next(fb, y, &x)) return fail("cannot read", argv[3]);
+            ew_model_step_q(&state, x, &y);
+            if (fwrite(&y, sizeof y, 1, fo) != 1) return fail("cannot write", argv[2]);
+        }
+        fclose(fb);
+    }
     if (fclose(fo) != 0) return fail("cannot write", argv[2]);
     return 0;
 }
