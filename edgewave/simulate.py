@@ -91,8 +91,8 @@ def run_backend(name: str, conv: Converted, x: np.ndarray, progress=None) -> Res
         from .emit.plan import plan, ram_bytes
 
         extra["ram_bytes"] = ram_bytes(plan(prog, "model"))
-        t0 = time.perf_counter()
         raw, more = run_c(name, conv, inp)
+        t0 = time.perf_counter() - more.pop("run_seconds")  # the run alone, not the build
         extra.update(more)
     else:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
@@ -114,10 +114,15 @@ def run_c(name: str, conv: Converted, codes: np.ndarray, feedback=None) -> tuple
     srcs, incs = c_sources(conv.c_dir(), "model")
     with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
         if name == "c":
-            return ctools.run_host(ctools.build_host(srcs, incs, Path(tmp)), codes, feedback=feedback), {}
+            exe = ctools.build_host(srcs, incs, Path(tmp))
+            t0 = time.perf_counter()
+            raw = ctools.run_host(exe, codes, feedback=feedback)
+            return raw, {"run_seconds": time.perf_counter() - t0}
         elf, sizes = ctools.build_cortex_m(QEMU_TARGETS[name], srcs, incs, Path(tmp))
+        t0 = time.perf_counter()
         raw, stats = ctools.run_qemu(QEMU_TARGETS[name], elf, codes, timeout=3600, feedback=feedback)
-    return raw, {"instructions_per_sample": round(stats["instructions"] / max(stats["samples"], 1), 1),
+    return raw, {"run_seconds": time.perf_counter() - t0,
+                 "instructions_per_sample": round(stats["instructions"] / max(stats["samples"], 1), 1),
                  "flash_bytes": sizes["model"]["text"] + sizes["model"]["rodata"]}
 
 
