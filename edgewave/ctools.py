@@ -145,21 +145,36 @@ def _read_outputs(path: Path, codes: np.ndarray, generated: int = 0) -> np.ndarr
     return out.reshape(steps, -1)
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """Generation by the example runners after their input (firmware/examples/ew_feedback.h): `steps` more steps,
+    each fed `table[y - min code]` (one output), or, with `weights`, the integer sampler's level `table[k]`."""
+    steps: int
+    table: np.ndarray
+    state: int = 0
+    weights: np.ndarray | None = None
+
+    def write(self, path: Path, dtype) -> int:
+        info = np.iinfo(dtype)
+        codes = np.asarray(self.table, np.dtype(dtype).newbyteorder("<")).tobytes()
+        kind, levels = (0, 0) if self.weights is None else (1, len(self.table))
+        parts = [np.array([self.steps, kind, self.state, levels], "<u4").tobytes(), codes]
+        if kind:
+            parts += [b"\0" * (-len(codes) % 4), np.asarray(self.weights, "<u4").tobytes()]
+        want = info.max - info.min + 1
+        if len(self.table if not kind else self.weights) != want:
+            raise UserError(f"feedback needs one entry per {np.dtype(dtype).name} code ({want})")
+        path.write_bytes(b"".join(parts))
+        return self.steps
+
+
 def _write_feedback(path: Path, feedback, dtype) -> int:
-    """FB.bin for the example mains (firmware/examples/ew_feedback.h): (table, steps) -> steps."""
-    if feedback is None:
-        return 0
-    table, steps = feedback
-    info = np.iinfo(dtype)
-    if len(table) != info.max - info.min + 1:
-        raise UserError(f"a feedback table needs one entry per {np.dtype(dtype).name} code, got {len(table)}")
-    path.write_bytes(np.uint32(steps).astype("<u4").tobytes() + np.asarray(table, np.dtype(dtype).newbyteorder("<")).tobytes())
-    return int(steps)
+    return 0 if feedback is None else feedback.write(path, dtype)
 
 
 def run_host(binary, codes, timeout: float = 300, feedback=None) -> np.ndarray:
     """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS), same dtype.
-    ``feedback=(table, n)``: then generate n more steps, each fed table[y - min code] (one-output models)."""
+    With ``feedback`` (a :class:`Feedback`), generate that many more steps after the input."""
     codes = _codes(codes)
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
         tmp = Path(tmp)

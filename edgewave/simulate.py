@@ -221,20 +221,64 @@ def stepper(name: str, conv: Converted):
     raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
 
 
-def _generate_in_c(conv: Converted, backend: str, prime: np.ndarray, n: int) -> np.ndarray:
-    """The C runners feed predictions back themselves, through a table of what each output code becomes as the
-    next input: the same dequantize-then-quantize the Python backends apply, so the integers stay equal."""
-    prog = conv.prog
-    if prog.head == "mulaw":
-        raise UserError(f"--generate on {backend} feeds back the regression output; sampling the categorical head "
-                        "runs on keras, float, int, litert or tflm")
+SAMPLE_ONE = 1 << 20  # fixed-point 1.0 of the integer sampler's weights
+
+
+def _feedback_table(prog) -> np.ndarray:
+    """Regression head: the input code each output code is fed back as (dequantize, then quantize)."""
     info = np.iinfo(prog.dtype)
     codes = np.arange(info.min, info.max + 1).astype(prog.dtype)
     values = convert_pipeline.dequantize_output(prog, codes.reshape(-1, 1))[:, 0].astype(np.float32)
-    table = convert_pipeline.quantize_input(prog, values)
-    raw, _ = run_c(backend, conv, convert_pipeline.quantize_input(prog, prime), feedback=(table, n))
-    y = raw[len(prime) - 1:len(prime) - 1 + n]
-    return convert_pipeline.dequantize_output(prog, y)[:, 0].astype(np.float32)
+    return convert_pipeline.quantize_input(prog, values)
+
+
+class IntegerSampler:
+    """Sampling the categorical head on integer backends, in integers only, so that the numpy engine, LiteRT,
+    TFLM and the C runners (firmware/examples/ew_feedback.h) draw the same levels: weight_k = W[max - q_k] with
+    W[d] = round(2^20 · exp(-scale · d / temperature)), r = xorshift32 · Σ weights >> 32, the first level whose
+    running sum exceeds r."""
+
+    def __init__(self, prog, seed: int, temperature: float = 1.0):
+        info = np.iinfo(prog.dtype)
+        d = np.arange(info.max - info.min + 1, dtype=np.float64)
+        scale = prog.tensors[prog.output].q.scale
+        self.weights = np.floor(SAMPLE_ONE * np.exp(-scale * d / temperature) + 0.5).astype(np.uint32)
+        self.state = (seed * 2654435761 + 0x9E3779B9) & 0xFFFFFFFF or 1
+        levels = mulaw_decode(np.arange(2 ** prog.mulaw_bits), prog.mulaw_bits)
+        self.values = levels
+        self.codes = convert_pipeline.quantize_input(prog, levels)
+
+    def next_random(self) -> int:
+        x = self.state
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.state = x
+        return x
+
+    def pick(self, logits: np.ndarray) -> int:
+        q = np.asarray(logits, np.int64)
+        w = self.weights[q.max() - q].astype(np.uint64)
+        r = (self.next_random() * int(w.sum())) >> 32
+        return int(np.searchsorted(np.cumsum(w), r, side="right"))
+
+
+
+def _generate_in_c(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int,
+                   temperature: float) -> np.ndarray:
+    """The C runners feed predictions back themselves (firmware/examples/ew_feedback.h): through a table of what
+    each output code becomes as the next input (regression), or by the integer sampler (categorical)."""
+    prog = conv.prog
+    codes = convert_pipeline.quantize_input(prog, prime)
+    if prog.head == "mulaw":
+        sampler = IntegerSampler(prog, seed, temperature)
+        raw, _ = run_c(backend, conv, codes, feedback=ctools.Feedback(n, table=sampler.codes, state=sampler.state,
+                                                                       weights=sampler.weights))
+        # The runner fed back sampler.codes[k]; replaying the same sampler on its logits names each k.
+        return np.array([sampler.values[sampler.pick(y)] for y in raw[len(prime) - 1:len(prime) - 1 + n]],
+                        np.float32)
+    raw, _ = run_c(backend, conv, codes, feedback=ctools.Feedback(n, table=_feedback_table(prog)))
+    return convert_pipeline.dequantize_output(prog, raw[len(prime) - 1:len(prime) - 1 + n])[:, 0].astype(np.float32)
 
 
 def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int, temperature: float = 1.0,
@@ -242,14 +286,15 @@ def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int
     """Free-running generation after priming with real samples: each output is fed back as the next input."""
     prog = conv.prog
     if backend == "c" or backend in QEMU_TARGETS:
-        return _generate_in_c(conv, backend, prime, n)
+        return _generate_in_c(conv, backend, prime, n, seed, temperature)
     step = stepper(backend, conv)
-    rng = np.random.default_rng(seed)
-    if backend not in ("keras", "float") and prog.quantized:
+    quantized = backend not in ("keras", "float") and prog.quantized
+    if quantized:
         encode = lambda v: convert_pipeline.quantize_input(prog, np.array([v], np.float32))[0]  # noqa: E731
-        decode = lambda y: convert_pipeline.dequantize_output(prog, y)  # noqa: E731
+        sampler = IntegerSampler(prog, seed, temperature) if prog.head == "mulaw" else None
     else:
-        encode, decode = float, (lambda y: np.asarray(y, np.float32))
+        encode = float
+        rng = np.random.default_rng(seed)
     y = None
     for v in prime:
         y = step(encode(v))
@@ -257,12 +302,17 @@ def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int
     for i in range(n):
         if progress is not None and i % 500 == 0:
             progress(i)
-        logits = decode(y)
+        if prog.head == "mulaw" and quantized:
+            k = sampler.pick(y)
+            out.append(float(sampler.values[k]))
+            y = step(sampler.codes[k])
+            continue
         if prog.head == "mulaw":
+            logits = np.asarray(y, np.float64)
             p = np.exp((logits - logits.max()) / temperature)
             v = float(mulaw_decode(rng.choice(len(p), p=p / p.sum()), prog.mulaw_bits))
         else:
-            v = float(logits[0])
+            v = float(convert_pipeline.dequantize_output(prog, y)[0] if quantized else y[0])
         out.append(v)
         y = step(encode(v))
     if progress is not None:

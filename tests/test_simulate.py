@@ -94,6 +94,27 @@ def test_generation_runs_on_every_backend(out16):
     np.testing.assert_allclose(gen["keras"], gen["float"], atol=1e-4)
 
 
+def test_categorical_generation_draws_the_same_levels_on_every_integer_backend(tmp_path):
+    from conftest import TINY_SPEC
+
+    spec = tmp_path / "mulaw.toml"
+    spec.write_text('mulaw_bits = 4\n' + TINY_SPEC.replace('head = "regression"', 'head = "mulaw"'))
+    model, out = tmp_path / "m", tmp_path / "o"
+    assert run_edgewave("train", "--data", SPEECH, "--spec", spec, "--out", model, "--epochs", "1").returncode == 0
+    proc = run_edgewave("convert", model, "--data", SPEECH, "--precision", "int8", "--out", out,
+                        "--check-samples", "2000")
+    assert proc.returncode == 0, proc.stderr
+    conv = sim.Converted.load(str(out))
+    prime = sim.load_data(conv, str(SPEECH), limit=400)
+    backends = [b for b in ("int", "tflm", "litert", "c", "qemu-m4") if sim.have(b)]
+    gen = {b: sim.generate(conv, b, prime, 40, seed=7) for b in backends}
+    levels = set(sim.IntegerSampler(conv.prog, 7).values.tolist())
+    assert set(gen["int"].tolist()) <= levels and len(set(gen["int"].tolist())) > 1
+    for b in backends:
+        np.testing.assert_array_equal(gen[b], gen["int"], err_msg=b)
+    assert not np.array_equal(sim.generate(conv, "int", prime, 40, seed=8), gen["int"])
+
+
 def test_simulate_bad_input(out16, tmp_path, tiny_model, monkeypatch):
     assert_one_line_error(run_edgewave("simulate", tiny_model, "--data", SPEECH), "not an OUT_DIR")
     slow = tmp_path / "8k.wav"

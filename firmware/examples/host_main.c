@@ -4,6 +4,7 @@
  * With FB.bin, predictions are then fed back (ew_feedback.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "edgewave_model.h"
 #include "ew_feedback.h"
 
@@ -19,7 +20,7 @@ int main(int argc, char **argv)
 {
     static ew_model_state state;
     static ew_q_t in[CHUNK], out[CHUNK * EW_OUTPUTS];
-    ew_q_t last = 0;
+    ew_q_t last[EW_OUTPUTS] = {0};
     FILE *fi, *fo;
     long bytes;
     size_t n, i;
@@ -38,25 +39,24 @@ int main(int argc, char **argv)
     ew_model_init(&state);
     while ((n = fread(in, sizeof in[0], CHUNK, fi)) > 0) {
         for (i = 0; i < n; i++) ew_model_step_q(&state, in[i], &out[i * EW_OUTPUTS]);
-        last = out[(n - 1) * EW_OUTPUTS];
+        memcpy(last, &out[(n - 1) * EW_OUTPUTS], sizeof last);
         if (fwrite(out, sizeof out[0], n * EW_OUTPUTS, fo) != n * EW_OUTPUTS)
             return fail("cannot write", argv[2]);
     }
     if (ferror(fi)) return fail("cannot read", argv[1]);
     fclose(fi);
     if (argc == 4) {
-        FILE *fb = fopen(argv[3], "rb");
-        uint32_t k, steps;
-        ew_q_t x, y;
-        if (!fb || EW_OUTPUTS != 1 || bytes == 0) return fail("cannot generate (one-output model, primed) from", argv[3]);
-        steps = ew_feedback_steps(fb);
-        y = last;
-        for (k = 0; k < steps; k++) {
-            if (!ew_feedback_next(fb, y, &x)) return fail("cannot read", argv[3]);
-            ew_model_step_q(&state, x, &y);
-            if (fwrite(&y, sizeof y, 1, fo) != 1) return fail("cannot write", argv[2]);
+        ew_feedback fb;
+        FILE *f = fopen(argv[3], "rb");
+        uint32_t k;
+        ew_q_t x;
+        if (!f || bytes == 0 || !ew_feedback_open(&fb, f)) return fail("cannot generate (a primed model) from", argv[3]);
+        for (k = 0; k < fb.steps; k++) {
+            if (!ew_feedback_next(&fb, last, &x)) return fail("cannot read", argv[3]);
+            ew_model_step_q(&state, x, last);
+            if (fwrite(last, sizeof last[0], EW_OUTPUTS, fo) != EW_OUTPUTS) return fail("cannot write", argv[2]);
         }
-        fclose(fb);
+        fclose(f);
     }
     if (fclose(fo) != 0) return fail("cannot write", argv[2]);
     return 0;

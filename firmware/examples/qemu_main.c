@@ -7,6 +7,7 @@
  * If FB.bin exists, predictions are then fed back (ew_feedback.h); those steps count too. */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include "edgewave_model.h"
 #include "ew_feedback.h"
 
@@ -44,7 +45,7 @@ int main(void)
 {
     static ew_model_state state;
     static ew_q_t in[CHUNK], out[CHUNK * EW_OUTPUTS];
-    ew_q_t last = 0;
+    ew_q_t last[EW_OUTPUTS] = {0};
     uint64_t total = 0, samples = 0;
     uint32_t overhead, max_step = 0, t0, t1, d;
     char b1[21], b2[21], b3[21];
@@ -72,26 +73,27 @@ int main(void)
             if (d > max_step) max_step = d;
         }
         samples += n;
-        last = out[(n - 1) * EW_OUTPUTS];
+        memcpy(last, &out[(n - 1) * EW_OUTPUTS], sizeof last);
         if (fwrite(out, sizeof out[0], n * EW_OUTPUTS, fo) != n * EW_OUTPUTS) return fail("cannot write OUT.bin");
     }
     if (ferror(fi)) return fail("cannot read IN.bin");
     fclose(fi);
     if ((fi = fopen("FB.bin", "rb")) != NULL) {
-        uint32_t k, steps = ew_feedback_steps(fi);
+        ew_feedback fb;
+        uint32_t k;
         ew_q_t x;
-        if (EW_OUTPUTS != 1 || samples == 0) return fail("FB.bin needs a one-output model and a primed state");
-        for (k = 0; k < steps; k++) {
-            if (!ew_feedback_next(fi, last, &x)) return fail("cannot read FB.bin");
+        if (samples == 0 || !ew_feedback_open(&fb, fi)) return fail("FB.bin does not fit this model or state");
+        for (k = 0; k < fb.steps; k++) {
+            if (!ew_feedback_next(&fb, last, &x)) return fail("cannot read FB.bin");
             t0 = SYST_CVR;
-            ew_model_step_q(&state, x, &last);
+            ew_model_step_q(&state, x, last);
             t1 = SYST_CVR;
             d = instructions(t0, t1) - overhead;
             total += d;
             if (d > max_step) max_step = d;
-            if (fwrite(&last, sizeof last, 1, fo) != 1) return fail("cannot write OUT.bin");
+            if (fwrite(last, sizeof last[0], EW_OUTPUTS, fo) != EW_OUTPUTS) return fail("cannot write OUT.bin");
         }
-        samples += steps;
+        samples += fb.steps;
         fclose(fi);
     }
     if (fclose(fo) != 0) return fail("cannot write OUT.bin");
