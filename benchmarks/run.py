@@ -1032,7 +1032,8 @@ def render_md(res: dict) -> str:
               "`edgewave simulate` runs); the numpy engine's `Engine.step`. For the interpreters, the time inside "
               "`invoke()` alone is shown too: the rest of their step is Python feeding the tap tensors and reading "
               "the new ring values, which a C++ application would do faster. The last column checks the outputs "
-              "(LiteRT's kernels round differently from TFLM, DESIGN.md §4).", "",
+              "(edgewave picks scales on which LiteRT's reference kernels and TFLM compute the same integers; "
+              "LiteRT's default kernels may still round differently).", "",
               md_table3(r), "",
               f"Reproduce: `{PY} --tables 3`; or `edgewave simulate OUT_DIR --data edgewave/data/speech16k.wav "
               "--backend litert|tflm|c|int` on a converted model.", ""]

@@ -156,20 +156,15 @@ class Feedback:
 
     def write(self, path: Path, dtype) -> int:
         info = np.iinfo(dtype)
-        codes = np.asarray(self.table, np.dtype(dtype).newbyteorder("<")).tobytes()
         kind, levels = (0, 0) if self.weights is None else (1, len(self.table))
+        if len(self.weights if kind else self.table) != info.max - info.min + 1:
+            raise UserError(f"feedback needs one entry per {np.dtype(dtype).name} code")
+        codes = np.asarray(self.table, np.dtype(dtype).newbyteorder("<")).tobytes()
         parts = [np.array([self.steps, kind, self.state, levels], "<u4").tobytes(), codes]
         if kind:
             parts += [b"\0" * (-len(codes) % 4), np.asarray(self.weights, "<u4").tobytes()]
-        want = info.max - info.min + 1
-        if len(self.table if not kind else self.weights) != want:
-            raise UserError(f"feedback needs one entry per {np.dtype(dtype).name} code ({want})")
         path.write_bytes(b"".join(parts))
         return self.steps
-
-
-def _write_feedback(path: Path, feedback, dtype) -> int:
-    return 0 if feedback is None else feedback.write(path, dtype)
 
 
 def run_host(binary, codes, timeout: float = 300, feedback=None) -> np.ndarray:
@@ -179,7 +174,7 @@ def run_host(binary, codes, timeout: float = 300, feedback=None) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        steps = _write_feedback(tmp / "FB.bin", feedback, codes.dtype)
+        steps = feedback.write(tmp / "FB.bin", codes.dtype) if feedback else 0
         try:
             proc = subprocess.run([str(Path(binary).resolve()), "IN.bin", "OUT.bin", *(["FB.bin"] if steps else [])],
                                   cwd=tmp,
@@ -262,7 +257,7 @@ def run_qemu(target, elf, codes, timeout: float = 300, feedback=None) -> tuple[n
     with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        steps = _write_feedback(tmp / "FB.bin", feedback, codes.dtype)
+        steps = feedback.write(tmp / "FB.bin", codes.dtype) if feedback else 0
         cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
                "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
                "-kernel", str(Path(elf).resolve())]

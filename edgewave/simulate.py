@@ -244,9 +244,8 @@ class IntegerSampler:
         scale = prog.tensors[prog.output].q.scale
         self.weights = np.floor(SAMPLE_ONE * np.exp(-scale * d / temperature) + 0.5).astype(np.uint32)
         self.state = (seed * 2654435761 + 0x9E3779B9) & 0xFFFFFFFF or 1
-        levels = mulaw_decode(np.arange(2 ** prog.mulaw_bits), prog.mulaw_bits)
-        self.values = levels
-        self.codes = convert_pipeline.quantize_input(prog, levels)
+        self.values = mulaw_decode(np.arange(2 ** prog.mulaw_bits), prog.mulaw_bits)
+        self.codes = convert_pipeline.quantize_input(prog, self.values)
 
     def next_random(self) -> int:
         x = self.state
@@ -261,7 +260,6 @@ class IntegerSampler:
         w = self.weights[q.max() - q].astype(np.uint64)
         r = (self.next_random() * int(w.sum())) >> 32
         return int(np.searchsorted(np.cumsum(w), r, side="right"))
-
 
 
 def _generate_in_c(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int,
@@ -289,32 +287,36 @@ def generate(conv: Converted, backend: str, prime: np.ndarray, n: int, seed: int
         return _generate_in_c(conv, backend, prime, n, seed, temperature)
     step = stepper(backend, conv)
     quantized = backend not in ("keras", "float") and prog.quantized
-    if quantized:
-        encode = lambda v: convert_pipeline.quantize_input(prog, np.array([v], np.float32))[0]  # noqa: E731
+    if quantized:  # fed back exactly as the C runners do it
         sampler = IntegerSampler(prog, seed, temperature) if prog.head == "mulaw" else None
+        table, low = (None, 0) if sampler else (_feedback_table(prog), int(np.iinfo(prog.dtype).min))
+        inputs = convert_pipeline.quantize_input(prog, prime)
     else:
-        encode = float
         rng = np.random.default_rng(seed)
+        inputs = np.asarray(prime, np.float32)
     y = None
-    for v in prime:
-        y = step(encode(v))
+    for v in inputs:
+        y = step(v)
     out = []
     for i in range(n):
         if progress is not None and i % 500 == 0:
             progress(i)
-        if prog.head == "mulaw" and quantized:
+        if quantized and sampler:
             k = sampler.pick(y)
             out.append(float(sampler.values[k]))
             y = step(sampler.codes[k])
-            continue
-        if prog.head == "mulaw":
+        elif quantized:
+            out.append(float(convert_pipeline.dequantize_output(prog, y)[0]))
+            y = step(table[int(y[0]) - low])
+        elif prog.head == "mulaw":
             logits = np.asarray(y, np.float64)
             p = np.exp((logits - logits.max()) / temperature)
             v = float(mulaw_decode(rng.choice(len(p), p=p / p.sum()), prog.mulaw_bits))
+            out.append(v)
+            y = step(v)
         else:
-            v = float(convert_pipeline.dequantize_output(prog, y)[0] if quantized else y[0])
-        out.append(v)
-        y = step(encode(v))
+            out.append(float(y[0]))
+            y = step(out[-1])
     if progress is not None:
         progress(n)
     return np.asarray(out, np.float32)
