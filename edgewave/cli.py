@@ -178,6 +178,10 @@ def _load_any(path: str):
 @click.option("--precision", type=click.Choice(["int16x8", "int8", "float32"]), default="int16x8", show_default=True,
               help="int16x8: 16-bit activations, 8-bit weights (near-float accuracy); int8: smallest and fastest; "
                    "float32: no quantization.")
+@click.option("--int8-input", "input_stage", type=click.Choice(["int16", "int8"]), default="int16", show_default=True,
+              help="int8 only. int16: the input sample, and linear layers computed from it alone, stay 16-bit "
+                   "(int16x8 layers, then int8 throughout): raw audio needs more than 256 levels. int8: int8 from "
+                   "the input on, for int8-only pipelines (costs about 1.5 dB on the bundled speech).")
 @click.option("--out", required=True, metavar="OUT_DIR", help="Directory for the .tflite models, manifest and report.")
 @click.option("--window", type=click.IntRange(1), default=1024, show_default=True,
               help="Time steps of model_full.tflite (whole-window inference for batch validation).")
@@ -186,7 +190,7 @@ def _load_any(path: str):
               help="Consecutive samples on which every runtime is compared.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
 @command
-def convert(model, data, precision, out, window, channel, check_samples, as_json):
+def convert(model, data, precision, input_stage, out, window, channel, check_samples, as_json):
     """Quantize MODEL into streaming and full-window TFLite models, proven on real samples.
 
     MODEL is a MODEL_DIR from `edgewave train` or a Keras 3 .keras file. The
@@ -200,7 +204,7 @@ def convert(model, data, precision, out, window, channel, check_samples, as_json
     from .convert.pipeline import human_report
 
     report = run_convert(model, data, precision, out, window=window, channel=channel, check_samples=check_samples,
-                         quiet=as_json)
+                         input_stage=input_stage, quiet=as_json)
     if as_json:
         emit_json(report)
     else:

@@ -73,7 +73,7 @@ def _int_op(prog: Program, op, xs):
     if op.kind == "relu":
         return K.relu(xs[0], qin[0], qout)
     if op.kind == "requant":
-        return K.requantize(xs[0], qin[0], qout)
+        return K.requantize(xs[0], qin[0], qout, prog.dtype_of(op.output))
     if op.kind == "add":
         return K.add(xs[0], xs[1], qin[0], qin[1], qout)
     if op.kind == "mul":
@@ -100,7 +100,7 @@ class Engine:
         """Back to the initial state. `samples_seen` only moves where each ring's head starts
         (as after that many samples), which must not change any output."""
         p = self.prog
-        self.rings = {name: Ring(length, p.tensors[name].channels, p.zero_code(name), p.dtype)
+        self.rings = {name: Ring(length, p.tensors[name].channels, p.zero_code(name), p.dtype_of(name))
                       for name, length in p.ring_lengths().items()}
         for ring in self.rings.values():
             ring.head = samples_seen % len(ring.buf)
@@ -109,10 +109,10 @@ class Engine:
     def step(self, x) -> np.ndarray:
         """One input code (or float) in, the output vector for this time step out."""
         p = self.prog
-        values = {p.input: np.asarray([x], p.dtype)}
+        values = {p.input: np.asarray([x], p.input_dtype)}
         for op in p.ops:
             xs = [values[n] if d == 0 else self.rings[n].read(d) for n, d in op.inputs]
-            values[op.output] = np.asarray(self._op(op, xs), p.dtype)
+            values[op.output] = np.asarray(self._op(op, xs), p.dtype_of(op.output))
         for name, ring in self.rings.items():
             ring.push(values[name])
         return values[p.output]
@@ -124,11 +124,11 @@ class Engine:
     def run_sequence(self, xs: np.ndarray, keep: bool = False):
         """All time steps at once, from the initial (zero) state. keep=True also returns every tensor."""
         p = self.prog
-        values = {p.input: np.asarray(xs, p.dtype).reshape(-1, 1)}
+        values = {p.input: np.asarray(xs, p.input_dtype).reshape(-1, 1)}
         n = len(values[p.input])
         for op in p.ops:
             xs_ = [values[name] if d == 0 else _delayed(values[name], d, p.zero_code(name)) for name, d in op.inputs]
-            values[op.output] = np.asarray(self._op(op, xs_), p.dtype).reshape(n, -1)
+            values[op.output] = np.asarray(self._op(op, xs_), p.dtype_of(op.output)).reshape(n, -1)
         return (values[p.output], values) if keep else values[p.output]
 
 

@@ -78,7 +78,7 @@ class _TFLiteStream(Runner):
     def run(self, x, progress=None):
         step = self.stepper()
         out = []
-        for i, v in enumerate(np.asarray(x, self.prog.dtype)):
+        for i, v in enumerate(np.asarray(x, self.prog.input_dtype)):
             if progress is not None and i % 500 == 0:
                 progress(i)
             out.append(step(v))
@@ -89,17 +89,17 @@ class _TFLiteStream(Runner):
     def stepper(self):
         p = self.prog
         delays = p.ring_delays()
-        rings = {n: Ring(max(ds), p.tensors[n].channels, p.zero_code(n), p.dtype) for n, ds in delays.items()}
+        rings = {n: Ring(max(ds), p.tensors[n].channels, p.zero_code(n), p.dtype_of(n)) for n, ds in delays.items()}
 
         def step(v):
-            self.set("x", np.full((1, 1, 1), v, p.dtype))
+            self.set("x", np.full((1, 1, 1), v, p.input_dtype))
             for n, ds in delays.items():
                 for d in ds:
                     self.set(tap_name(n, d), rings[n].read(d).reshape(1, 1, -1))
             self.invoke()
             y = self.get("y").reshape(-1).copy()
             for n, ring in rings.items():
-                ring.push(np.asarray([v], p.dtype) if n == p.input else self.get(push_name(n)).reshape(-1))
+                ring.push(np.asarray([v], p.input_dtype) if n == p.input else self.get(push_name(n)).reshape(-1))
             return y
         return step
 

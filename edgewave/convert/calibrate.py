@@ -66,4 +66,5 @@ def _transfers(fprog: Program) -> dict:
 def ranges(fprog: Program, x: np.ndarray, precision: str) -> dict[str, tuple[float, float]]:
     values = observe(fprog, x)
     transfers = _transfers(fprog)
-    return {name: choose_range(values[name], precision, transfers.get(name)) for name in fprog.tensors}
+    return {name: choose_range(values[name], "int16x8" if t.wide and precision == "int8" else precision,
+                               transfers.get(name)) for name, t in fprog.tensors.items()}

@@ -42,7 +42,7 @@ class _Writer:
 
     def act(self, name: str, shape, tensor_name: str | None = None):
         t = self.p.tensors[name]
-        dtype = self.p.dtype
+        dtype = self.p.dtype_of(name)
         if t.q is None:
             return self.b.tensor(tensor_name or name, shape, dtype)
         return self.b.tensor(tensor_name or name, shape, dtype, scale=t.q.scale, zero_point=t.q.zero_point)
@@ -128,7 +128,7 @@ def full_model(prog: Program, window: int) -> bytes:
                 padded[name] = w.temp(name, (1, window + length, c))
                 code = prog.zero_code(name)
                 pads = w.const_i32(f"{name}/paddings", [[0, 0], [length, 0], [0, 0]])
-                if prog.quantized and code != 0 and prog.dtype == np.int16:
+                if prog.quantized and code != 0 and prog.dtype_of(name) == np.int16:
                     raise AssertionError("int16 PAD pads with raw 0; int16 tensors are symmetric")
                 w.b.op("PAD", [w.t[name], pads], [padded[name]])
             sliced = w.temp(name, (1, window, c))

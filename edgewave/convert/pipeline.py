@@ -40,22 +40,27 @@ def load_input(model_path: str, data: str, channel: int | None):
     return graph, meta, norm, x
 
 
-def build(graph, x_cal: np.ndarray, precision: str):
-    """(float program, program at `precision`)."""
+INPUT_STAGES = ("int16", "int8")
+
+
+def build(graph, x_cal: np.ndarray, precision: str, input_stage: str = "int16"):
+    """(float program, program at `precision`). int8 keeps its input stage at 16 bits unless
+    `input_stage` is "int8" (program.widen_input_stage)."""
     fprog = program.lower(graph)
     if precision == "float32":
         return fprog, fprog
-    return fprog, program.quantize(fprog, calibrate.ranges(fprog, x_cal, precision), precision)
+    src = program.widen_input_stage(fprog) if precision == "int8" and input_stage == "int16" else fprog
+    return fprog, program.quantize(src, calibrate.ranges(src, x_cal, precision), precision)
 
 
 def quantize_input(prog, x: np.ndarray) -> np.ndarray:
     if not prog.quantized:
         return x.astype(np.float32)
     q = prog.tensors[prog.input].q
-    info = np.iinfo(prog.dtype)
+    info = np.iinfo(prog.input_dtype)
     v = np.asarray(x, np.float64) / np.float32(q.scale)
     rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)  # half away from zero, as TFLM and C's roundf
-    return np.clip(rounded + q.zero_point, info.min, info.max).astype(prog.dtype)
+    return np.clip(rounded + q.zero_point, info.min, info.max).astype(prog.input_dtype)
 
 
 def dequantize_output(prog, y: np.ndarray) -> np.ndarray:
@@ -71,7 +76,8 @@ def _max_diff(a, b) -> float:
 
 
 def convert(model_path: str, data: str, precision: str, out: str, *, window: int = 1024, channel=None,
-            check_samples: int = 20000, calibration_samples: int = 100_000, quiet: bool = False) -> dict:
+            check_samples: int = 20000, calibration_samples: int = 100_000, input_stage: str = "int16",
+            quiet: bool = False) -> dict:
     modeldir.check_output_dir(out, MANIFEST)
     graph, meta, norm, x = load_input(model_path, data, channel)
     rf = graph.receptive_field
@@ -83,7 +89,7 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
                         f"give at least {need} samples for calibration and checks")
     x_cal = x[train_split][:calibration_samples]
     _log(quiet, f"calibrating on {len(x_cal)} consecutive samples ({precision})")
-    fprog, prog = build(graph, x_cal, precision)
+    fprog, prog = build(graph, x_cal, precision, input_stage)
 
     full = export.full_model(prog, window)
     stream = export.stream_model(prog)
@@ -106,7 +112,7 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
     engine_out = EngineRunner(prog, sequence=True).run(seg_in)
     tflm_out = TFLMStream(prog, stream).run(seg_in)
     litert_out = LiteRTStream(prog, stream).run(seg_in)
-    litert_full = run_full(export.full_model(prog, len(seg)), seg_in, prog.dtype, "litert")
+    litert_full = run_full(export.full_model(prog, len(seg)), seg_in, prog.input_dtype, "litert")
     if prog.quantized:
         stream_vs_full = _max_diff(litert_out, litert_full)
     else:  # float32: relative difference
@@ -115,6 +121,7 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
     report = {
         "edgewave_version": __version__,
         "precision": precision,
+        "input_dtype": np.dtype(prog.input_dtype).name,
         "receptive_field": rf,
         "window": window,
         "ops_full": ops_full,
@@ -172,7 +179,7 @@ def _manifest_checksum(manifest: dict) -> str:
 def _quant_doc(prog, name, signature_name):
     q = prog.tensors[name].q
     return {"tensor": name, "signature": signature_name, "channels": prog.tensors[name].channels,
-            "dtype": np.dtype(prog.dtype).name, "scale": None if q is None else q.scale,
+            "dtype": np.dtype(prog.dtype_of(name)).name, "scale": None if q is None else q.scale,
             "zero_point": None if q is None else q.zero_point}
 
 

@@ -540,11 +540,11 @@ def requant_params(x_q: QuantParams, out_q: QuantParams, dtype="int8") -> Requan
     return _rescale_params(x_q, out_q, qmin, qmax)
 
 
-def requant_eval(x: np.ndarray, p: RequantParams) -> np.ndarray:
+def requant_eval(x: np.ndarray, p: RequantParams, out_dtype=None) -> np.ndarray:
     """zp_out + MultiplyByQuantizedMultiplier(x - zp_in), clamped: RELU and QUANTIZE alike."""
     _limits(x.dtype)
     out = fp.multiply_by_quantized_multiplier(x.astype(np.int64) - p.zp_in, p.mult, p.shift) + p.zp_out
-    return np.clip(out, p.act_min, p.act_max).astype(x.dtype)
+    return np.clip(out, p.act_min, p.act_max).astype(out_dtype or x.dtype)
 
 
 relu_eval = requant_eval
@@ -555,6 +555,8 @@ def relu(x: np.ndarray, x_q: QuantParams, out_q: QuantParams) -> np.ndarray:
     return requant_eval(x, relu_params(x_q, out_q, x.dtype))
 
 
-def requantize(x: np.ndarray, x_q: QuantParams, out_q: QuantParams) -> np.ndarray:
-    """QUANTIZE int8->int8 / int16->int16 (TFLM reference_ops::Requantize)."""
-    return requant_eval(x, requant_params(x_q, out_q, x.dtype))
+def requantize(x: np.ndarray, x_q: QuantParams, out_q: QuantParams, out_dtype=None) -> np.ndarray:
+    """QUANTIZE int8->int8, int16->int16 or int16->int8 (TFLM reference_ops::Requantize: the
+    multiplier of s_in / s_out, clamped to the output type)."""
+    out_dtype = np.dtype(out_dtype or x.dtype)
+    return requant_eval(x, requant_params(x_q, out_q, out_dtype), out_dtype)
