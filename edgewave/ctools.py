@@ -135,8 +135,9 @@ def _codes(codes) -> np.ndarray:
     return codes
 
 
-def _read_outputs(path: Path, codes: np.ndarray, generated: int = 0) -> np.ndarray:
-    out = np.fromfile(path, dtype=codes.dtype.newbyteorder("<")).astype(codes.dtype)
+def _read_outputs(path: Path, codes: np.ndarray, generated: int = 0, out_dtype=None) -> np.ndarray:
+    out_dtype = np.dtype(out_dtype or codes.dtype)
+    out = np.fromfile(path, dtype=out_dtype.newbyteorder("<")).astype(out_dtype)
     steps = len(codes) + generated
     if steps == 0:
         return out.reshape(0, 0)
@@ -148,18 +149,19 @@ def _read_outputs(path: Path, codes: np.ndarray, generated: int = 0) -> np.ndarr
 @dataclass(frozen=True)
 class Feedback:
     """Generation by the example runners after their input (firmware/examples/ew_feedback.h): `steps` more steps,
-    each fed `table[y - min code]` (one output), or, with `weights`, the integer sampler's level `table[k]`."""
+    each fed `table[y - min code]` (one output), or, with `weights`, the integer sampler's level `table[k]`.
+    Tables hold input codes, indexed by output codes (of another type in an int8 model's 16-bit input)."""
     steps: int
     table: np.ndarray
     state: int = 0
     weights: np.ndarray | None = None
 
-    def write(self, path: Path, dtype) -> int:
-        info = np.iinfo(dtype)
+    def write(self, path: Path, in_dtype, out_dtype) -> int:
+        info = np.iinfo(out_dtype)
         kind, levels = (0, 0) if self.weights is None else (1, len(self.table))
         if len(self.weights if kind else self.table) != info.max - info.min + 1:
-            raise UserError(f"feedback needs one entry per {np.dtype(dtype).name} code")
-        codes = np.asarray(self.table, np.dtype(dtype).newbyteorder("<")).tobytes()
+            raise UserError(f"feedback needs one entry per {np.dtype(out_dtype).name} output code")
+        codes = np.asarray(self.table, np.dtype(in_dtype).newbyteorder("<")).tobytes()
         parts = [np.array([self.steps, kind, self.state, levels], "<u4").tobytes(), codes]
         if kind:
             parts += [b"\0" * (-len(codes) % 4), np.asarray(self.weights, "<u4").tobytes()]
@@ -167,14 +169,16 @@ class Feedback:
         return self.steps
 
 
-def run_host(binary, codes, timeout: float = 300, feedback=None) -> np.ndarray:
-    """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS), same dtype.
-    With ``feedback`` (a :class:`Feedback`), generate that many more steps after the input."""
+def run_host(binary, codes, timeout: float = 300, feedback=None, out_dtype=None) -> np.ndarray:
+    """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS) of ``out_dtype``
+    (the codes' dtype unless given). With ``feedback`` (a :class:`Feedback`), generate that many more steps
+    after the input."""
     codes = _codes(codes)
+    out_dtype = np.dtype(out_dtype or codes.dtype)
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        steps = feedback.write(tmp / "FB.bin", codes.dtype) if feedback else 0
+        steps = feedback.write(tmp / "FB.bin", codes.dtype, out_dtype) if feedback else 0
         try:
             proc = subprocess.run([str(Path(binary).resolve()), "IN.bin", "OUT.bin", *(["FB.bin"] if steps else [])],
                                   cwd=tmp,
@@ -183,7 +187,7 @@ def run_host(binary, codes, timeout: float = 300, feedback=None) -> np.ndarray:
             raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
         if proc.returncode != 0:
             raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
-        return _read_outputs(tmp / "OUT.bin", codes, steps)
+        return _read_outputs(tmp / "OUT.bin", codes, steps, out_dtype)
 
 
 def _section_kind(name: str) -> str | None:
@@ -242,10 +246,10 @@ def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[
 _RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)")
 
 
-def run_qemu(target, elf, codes, timeout: float = 300, feedback=None) -> tuple[np.ndarray, dict]:
+def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=None) -> tuple[np.ndarray, dict]:
     """Stream ``codes`` through an ELF from :func:`build_cortex_m` on its QEMU board.
 
-    Returns the outputs shaped (samples, EW_OUTPUTS) and ``{"instructions", "samples",
+    Returns the outputs shaped (samples, EW_OUTPUTS) of ``out_dtype`` (the codes' unless given) and ``{"instructions", "samples",
     "max_step"}``: the exact instructions of all ``ew_model_step_q`` calls and of the
     longest one (QEMU counts instructions, not cycles).
     """
@@ -254,10 +258,11 @@ def run_qemu(target, elf, codes, timeout: float = 300, feedback=None) -> tuple[n
         raise UserError(f"{target} is build-only: QEMU has no board for it")
     _require(run=True)
     codes = _codes(codes)
+    out_dtype = np.dtype(out_dtype or codes.dtype)
     with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        steps = feedback.write(tmp / "FB.bin", codes.dtype) if feedback else 0
+        steps = feedback.write(tmp / "FB.bin", codes.dtype, out_dtype) if feedback else 0
         cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
                "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
                "-kernel", str(Path(elf).resolve())]
@@ -273,4 +278,4 @@ def run_qemu(target, elf, codes, timeout: float = 300, feedback=None) -> tuple[n
         stats = dict(zip(("samples", "instructions", "max_step"), map(int, match.groups())))
         if stats["samples"] != len(codes) + steps:
             raise UserError(f"QEMU {t.machine} stepped {stats['samples']} of {len(codes) + steps} samples")
-        return _read_outputs(tmp / "OUT.bin", codes, steps), stats
+        return _read_outputs(tmp / "OUT.bin", codes, steps, out_dtype), stats

@@ -116,11 +116,12 @@ def run_c(name: str, conv: Converted, codes: np.ndarray, feedback=None) -> tuple
         if name == "c":
             exe = ctools.build_host(srcs, incs, Path(tmp))
             t0 = time.perf_counter()
-            raw = ctools.run_host(exe, codes, feedback=feedback)
+            raw = ctools.run_host(exe, codes, feedback=feedback, out_dtype=conv.prog.dtype)
             return raw, {"run_seconds": time.perf_counter() - t0}
         elf, sizes = ctools.build_cortex_m(QEMU_TARGETS[name], srcs, incs, Path(tmp))
         t0 = time.perf_counter()
-        raw, stats = ctools.run_qemu(QEMU_TARGETS[name], elf, codes, timeout=3600, feedback=feedback)
+        raw, stats = ctools.run_qemu(QEMU_TARGETS[name], elf, codes, timeout=3600, feedback=feedback,
+                                     out_dtype=conv.prog.dtype)
     return raw, {"run_seconds": time.perf_counter() - t0,
                  "instructions_per_sample": round(stats["instructions"] / max(stats["samples"], 1), 1),
                  "flash_bytes": sizes["model"]["text"] + sizes["model"]["rodata"]}

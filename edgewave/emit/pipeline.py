@@ -39,7 +39,7 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str) -> tuple[dic
     p = plan_mod.plan(prog, prefix)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(package_dir("templates"))),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=False)
-    info = np.iinfo(prog.dtype)
+    info = np.iinfo(prog.input_dtype)
     arena = tflm.measured_arena_bytes(stream) if stream is not None else 0
     ram = plan_mod.ram_bytes(p)
     state_struct = plan_mod.state_struct_bytes(p)
@@ -55,8 +55,8 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str) -> tuple[dic
         "output_zero_point": prog.tensors[prog.output].q.zero_point,
         "norm_offset": repr(float(manifest["normalization"]["offset"])),
         "norm_scale": repr(float(manifest["normalization"]["scale"])),
-        "head": prog.head, "mulaw_bits": prog.mulaw_bits, "ctype": p.ctype, "qmin": info.min, "qmax": info.max,
-        "rings": p.rings, "scratch_size": p.scratch_size, "consts": p.consts, "calls": p.calls,
+        "head": prog.head, "mulaw_bits": prog.mulaw_bits, "ctype": p.ctype, "in_ctype": p.storage[prog.input].ctype, "qmin": info.min, "qmax": info.max,
+        "rings": p.rings, "scratch_size": p.scratch_size, "scratch16_size": p.scratch16_size, "consts": p.consts, "calls": p.calls,
         "zero_points": {name: prog.zero_code(name) for name in prog.tensors},
         "input_ref": f"({plan_mod._ref(p, prog.input, 0)})", "output_ref": plan_mod._ref(p, prog.output, 0),
         "arena_measured": arena, "margin_pct": round(100 * (tflm.ARENA_MARGIN - 1)),
@@ -107,7 +107,7 @@ def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="edgewave-emit-") as tmp:
         tmp = Path(tmp)
         binary = ctools.build_host(srcs, incs, tmp / "host")
-        got = ctools.run_host(binary, codes)
+        got = ctools.run_host(binary, codes, out_dtype=prog.dtype)
         if not np.array_equal(got, want):
             raise UserError("the emitted C differs from the numpy integer engine on the host; "
                             "please report this as a bug with the OUT_DIR attached")
@@ -119,7 +119,7 @@ def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
                 result[f"{key}_text_bytes"] = sizes["model"]["text"]
                 result[f"{key}_rodata_bytes"] = sizes["model"]["rodata"]
                 if ctools.TARGETS[name].machine:
-                    out, stats = ctools.run_qemu(name, elf, codes)
+                    out, stats = ctools.run_qemu(name, elf, codes, out_dtype=prog.dtype)
                     if not np.array_equal(out, want):
                         raise UserError(f"the emitted C differs from the numpy engine on {name} (QEMU); please report")
                     per_sample = stats["instructions"] / stats["samples"]
@@ -131,14 +131,15 @@ def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
 
 
 def accumulator_bits(prog) -> int:
-    """Worst-case bits of any FULLY_CONNECTED accumulator: |bias| + sum_k |w| * max |x - zp|.
+    """Worst-case bits of any FULLY_CONNECTED accumulator of the model's own type (not an int8
+    model's int16x8 input stage, which accumulates in int64): |bias| + sum_k |w| * max |x - zp|.
 
     int8 kernels accumulate in int32 like TFLM; a layer that could exceed it is refused
     here instead of wrapping silently on the device.
     """
     worst = 0
     for op in prog.ops:
-        if op.kind != "fc":
+        if op.kind != "fc" or prog.dtype_of(op.inputs[0][0]) != prog.dtype:
             continue
         zp = prog.tensors[op.inputs[0][0]].q.zero_point
         info = np.iinfo(prog.dtype)

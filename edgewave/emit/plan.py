@@ -49,6 +49,8 @@ class Storage:
     head: str | None = None       # state member with the current row's offset (in values)
     rows: int = 0                 # ring rows (= max delay + 1)
     offset: int | None = None     # scratch offset (non-ring tensors)
+    wide: bool = False            # int16 in an int8 model (the input stage): own rings and scratch16
+    ctype: str = "int8_t"
 
 
 @dataclass
@@ -58,13 +60,15 @@ class Plan:
     suffix: str
     storage: dict[str, Storage]
     scratch_size: int
+    scratch16_size: int = 0  # int8 models: the input stage's int16 tensors, after the int8 storage
     consts: list[dict] = field(default_factory=list)
     calls: list[dict] = field(default_factory=list)
     stack_bytes: int = 0  # step-local buffers (not in the state struct)
 
     @property
     def rings(self) -> list[Storage]:
-        return [s for s in self.storage.values() if s.ring]
+        """In state-struct order: the model type's rings, then the input stage's int16 ones."""
+        return sorted((s for s in self.storage.values() if s.ring), key=lambda s: s.wide)
 
 
 def _values(arr) -> str:
@@ -95,36 +99,51 @@ def plan(prog: Program, prefix: str) -> Plan:
     storage: dict[str, Storage] = {}
     for i, name in enumerate(prog.tensors):
         t = prog.tensors[name]
+        wide = prog.dtype_of(name) != prog.dtype
+        kind = dict(wide=wide, ctype="int16_t" if wide else ctype)
         if name in lengths:
-            storage[name] = Storage(name, t.channels, f"ring{i}", f"head{i}", lengths[name] + 1)
+            storage[name] = Storage(name, t.channels, f"ring{i}", f"head{i}", lengths[name] + 1, **kind)
         else:
-            storage[name] = Storage(name, t.channels)
+            storage[name] = Storage(name, t.channels, **kind)
     fops = _fuse(prog)
     scratch = _allocate_scratch(prog, fops, storage, align=2 if suffix == "s16" else 1)
-    p = Plan(prefix, ctype, suffix, storage, scratch)
-    xw_words = 0
+    scratch16 = _allocate_scratch(prog, fops, storage, wide=True)
+    p = Plan(prefix, ctype, suffix, storage, scratch, scratch16)
+    xw_words = {False: 0, True: 0}  # the model type's gather buffer, and the int16 input stage's
     for f in fops:
         call = None
         if f.kind != "op":
             call, words = _emit_fused(p, prog, f)
-            xw_words = max(xw_words, words)
+            wide = storage[f.inputs[0][0]].wide
+            xw_words[wide] = max(xw_words[wide], words)
         else:
             op = f.parts[0]
-            call = _fast_elementwise(p, prog, f.index, op) if op.kind != "fc" else None
+            fast = op.kind == "requant" or (op.kind != "fc" and not _touches_wide(prog, op))
+            call = _fast_elementwise(p, prog, f.index, op) if fast else None
             if call is None:
                 call = _call(p, prog, f.index, op)
-        p.calls.append({"taps": [], **call})
-    p.stack_bytes = 4 * xw_words
-    if xw_words:
-        decl = (f"union {{ int32_t align; int16_t v[{2 * xw_words}]; }} xw; /* fully-connected inputs, 4-byte aligned */"
-                if suffix == "s16" else f"int32_t xw[{xw_words}]; /* fully-connected inputs as 16-bit pairs */")
+        p.calls.append({"taps": [], "tap_ctype": ctype, **call})
+    p.stack_bytes = 4 * (xw_words[False] + xw_words[True])
+    if xw_words[True]:
+        p.calls.insert(0, {"decl": f"union {{ int32_t align; int16_t v[{2 * xw_words[True]}]; }} xw16; "
+                                   "/* the 16-bit input stage's fully-connected inputs */",
+                           "comment": "", "taps": [], "call": ""})
+    if xw_words[False]:
+        decl = (f"union {{ int32_t align; int16_t v[{2 * xw_words[False]}]; }} xw; /* fully-connected inputs, 4-byte aligned */"
+                if suffix == "s16" else f"int32_t xw[{xw_words[False]}]; /* fully-connected inputs as 16-bit pairs */")
         p.calls.insert(0, {"decl": decl, "comment": "", "taps": [], "call": ""})
     return p
 
 
-def _allocate_scratch(prog: Program, fops: list[FusedOp], storage: dict[str, Storage], align: int = 1) -> int:
-    """First-fit offsets (multiples of ``align``) for non-ring tensors, freeing each after its
-    last reader within the step."""
+def _touches_wide(prog: Program, op) -> bool:
+    return any(prog.tensors[n].wide for n in [op.output, *(n for n, _ in op.inputs)])
+
+
+def _allocate_scratch(prog: Program, fops: list[FusedOp], storage: dict[str, Storage], align: int = 1,
+                      wide: bool = False) -> int:
+    """First-fit offsets (multiples of ``align``) for the non-ring tensors of one scratch area (the
+    model type's, or with ``wide`` the input stage's int16 one), freeing each after its last reader
+    within the step."""
     last_use = {}
     for i, f in enumerate(fops):
         for name, _ in f.inputs + ([f.other] if f.other else []):
@@ -135,6 +154,8 @@ def _allocate_scratch(prog: Program, fops: list[FusedOp], storage: dict[str, Sto
 
     def place(name):
         nonlocal size
+        if storage[name].wide != wide:
+            return
         need = -(-storage[name].channels // align) * align
         pos = 0
         for off, sz, _ in sorted(live):
@@ -159,7 +180,7 @@ def _ref(p: Plan, name: str, delay: int) -> str:
     s = p.storage[name]
     if s.ring is None:
         assert delay == 0
-        return f"&s->scratch[{s.offset}]"
+        return f"&s->{'scratch16' if s.wide else 'scratch'}[{s.offset}]"
     if delay == 0:
         return f"&s->{s.ring}[s->{s.head}]"
     return f"&s->{s.ring}[ew_back(s->{s.head}, {delay * s.channels}u, {s.rows * s.channels}u)]"
@@ -180,14 +201,18 @@ def _struct(p: Plan, name: str, ctype: str, params) -> str:
 
 def _call(p: Plan, prog: Program, i: int, op) -> dict:
     T = prog.tensors
-    dtype = np.dtype(prog.dtype).name
+    in_wide = p.storage[op.inputs[0][0]].wide
+    dtype = "int16" if in_wide else np.dtype(prog.dtype).name
     qin = [T[n].q for n, _ in op.inputs]
     qout = T[op.output].q
     out = _ref(p, op.output, 0)
     taps = [_ref(p, n, d) for n, d in op.inputs]
     names = ", ".join(f"{n}@{d}" if d else n for n, d in op.inputs)
     comment = f"{op.kind} {names} -> {op.output}"
-    sfx = p.suffix
+    sfx = "s16" if in_wide else p.suffix
+    if in_wide and op.kind == "requant" and not p.storage[op.output].wide:  # the input stage narrows to int8
+        st = _struct(p, f"op{i}_params", "ew_requant_params", K.requant_params(qin[0], qout, prog.dtype))
+        return {"comment": comment, "call": f"ew_requant_s16_s8({taps[0]}, {T[op.output].channels}, {st}, {out})"}
     if op.kind == "fc":
         n_out, depth = op.weights.shape
         params = K.fc_params(qin[0], op.weight_scales, qout, op.activation, dtype)
@@ -198,7 +223,7 @@ def _call(p: Plan, prog: Program, i: int, op) -> dict:
         m = _const(p, f"op{i}_mult", "int32_t", mult)
         sh = _const(p, f"op{i}_shift", "int32_t", shift)
         st = _struct(p, f"op{i}_params", "ew_fc_params", params)
-        return {"comment": comment, "taps": taps,
+        return {"comment": comment, "taps": taps, "tap_ctype": p.storage[op.inputs[0][0]].ctype,
                 "call": f"ew_fc_{sfx}(taps, {len(taps)}, {T[op.inputs[0][0]].channels}, {w}, {b}, {n_out}, "
                         f"{m}, {sh}, {st}, {out})"}
     n = T[op.output].channels
@@ -284,8 +309,8 @@ def _fc_consts(prog: Program, op, inputs) -> tuple | None:
     """The per-output constants of a prepared fully-connected layer: (params, [(bias, [consts])]),
     or None when the prepared arithmetic is not provably exact for it."""
     T = prog.tensors
-    dtype = np.dtype(prog.dtype).name
-    int8 = prog.dtype == np.int8
+    int8 = prog.dtype_of(inputs[0][0]) == np.int8  # an int8 model's input stage is int16x8
+    dtype = "int8" if int8 else "int16"
     params = K.fc_params(T[inputs[0][0]].q, op.weight_scales, T[op.output].q, op.activation, dtype)
     n_out = op.weights.shape[0]
     mults, shifts = params.per_channel(n_out)
@@ -357,7 +382,7 @@ def _post_lut(prog: Program, fc_params, qin, post, subtract: int = 0) -> np.ndar
 
 
 def _prep_fc(prog: Program, op, post, inputs) -> dict | None:
-    int8 = prog.dtype == np.int8
+    int8 = prog.dtype_of(inputs[0][0]) == np.int8
     c = _fc_consts(prog, op, inputs)
     if c is None:
         return None
@@ -583,8 +608,8 @@ def _fuse(prog: Program) -> list[FusedOp]:
     def private(name):  # read once, at delay 0, by one op, and not kept
         return nreaders.get(name) == 1 and name not in rings and name not in (prog.output, prog.input)
 
-    def free(*os):
-        return all(o is not None and id(o) not in done for o in os)
+    def free(*os):  # the input stage's int16 layers run the plain kernels
+        return all(o is not None and id(o) not in done and not _touches_wide(prog, o) for o in os)
 
     def take(kind, parts, anchor, inp, output, prep, other=None):
         done.update(id(o) for o in parts)
@@ -634,13 +659,13 @@ def _fuse(prog: Program) -> list[FusedOp]:
                     break
 
     # fully-connected layers, with the elementwise function that alone reads them
-    for fc in ops:
-        if fc.kind != "fc" or not free(fc):
+    for fc in ops:  # (the input stage's int16x8 layers too, without what reads them)
+        if fc.kind != "fc" or id(fc) in done:
             continue
         post = None
-        if private(fc.output):
+        if private(fc.output) and free(fc):
             reader = next((o for o in ops if id(o) not in done and any(n == fc.output for n, _ in inputs[id(o)])), None)
-            if reader is not None and reader.kind in _POST_KINDS and reader.inputs == [(fc.output, 0)]:
+            if reader is not None and reader.kind in _POST_KINDS and reader.inputs == [(fc.output, 0)] and free(reader):
                 post = reader
         prep = _prep_fc(prog, fc, post, inputs[id(fc)]) if post is not None else None
         if prep is not None:
@@ -665,15 +690,16 @@ def _layout(p: Plan) -> tuple[int, dict[str, int]]:
     off += max(p.scratch_size, 1) * item
     rings = {}
     for r in p.rings:
-        rings[r.tensor] = off
-        off += r.rows * r.channels * item
+        if not r.wide:  # the input stage's int16 rings follow: no fused call reads them
+            rings[r.tensor] = off
+            off += r.rows * r.channels * item
     return scratch, rings
 
 
 def _aligned(p: Plan, name: str) -> bool:
     """Every row of the tensor's storage starts 4-byte aligned (the state struct is 4-byte
     aligned when it holds a ring head)."""
-    if not p.rings:
+    if not p.rings or p.storage[name].wide:  # the input stage's rows: no promise (memcpy copes)
         return False
     item = 2 if p.suffix == "s16" else 1
     scratch, rings = _layout(p)
@@ -685,7 +711,10 @@ def _aligned(p: Plan, name: str) -> bool:
 
 def _emit_fused(p: Plan, prog: Program, f: FusedOp) -> tuple[dict, int]:
     T = prog.tensors
-    int8 = p.suffix == "s8"
+    wide = p.storage[f.inputs[0][0]].wide  # an int8 model's int16x8 input stage
+    int8 = p.suffix == "s8" and not wide
+    sfx = "s16" if wide else p.suffix
+    xw = "xw16" if wide and p.suffix == "s8" else "xw"
     pr = f.prep
     i = f.index
     taps = [_ref(p, n, d) for n, d in f.inputs]
@@ -730,10 +759,10 @@ def _emit_fused(p: Plan, prog: Program, f: FusedOp) -> tuple[dict, int]:
         lines, k = [], 0
         for (n, _), ref in zip(f.inputs, taps):
             src = f"EW_ALIGNED4({ref})" if _aligned(p, n) else ref
-            lines.append(f"memcpy(&xw.v[{k}], {src}, {2 * tap_len});")
+            lines.append(f"memcpy(&{xw}.v[{k}], {src}, {2 * tap_len});")
             k += tap_len
-        lines += [f"xw.v[{j}] = 0;" for j in range(k, 2 * n_pairs)]
-        pre, x, taps = "".join(line + "\n        " for line in lines), "xw.v", []
+        lines += [f"{xw}.v[{j}] = 0;" for j in range(k, 2 * n_pairs)]
+        pre, x, taps = "".join(line + "\n        " for line in lines), f"{xw}.v", []
         words = n_pairs
     wname = _const(p, f"op{i}_wq", "int32_t", pr["words"])
     head = f".w = {wname}, .n_out = {pr['n_out']}, .n_pairs = {n_pairs}, .mode = {pr['mode']}"
@@ -747,7 +776,7 @@ def _emit_fused(p: Plan, prog: Program, f: FusedOp) -> tuple[dict, int]:
         p.consts.append({"ctype": "ew_fcq", "name": sname,
                          "struct": f"{head}, .act_min = {pr['act_min']}, .act_max = {pr['act_max']}, "
                                    f".t_shift = {pr['t_shift']}, .t_mult = {pr['t_mult']}, .lut = {lut}"})
-        call = f"ew_fcq_{pr['mode'][7:].lower()}_{p.suffix}({x}, &{sname}, {out})"
+        call = f"ew_fcq_{pr['mode'][7:].lower()}_{sfx}({x}, &{sname}, {out})"
         comment = f"fc {names} -> {f.parts[0].output}" + (f", {f.parts[1].kind} -> {f.output}" if len(f.parts) > 1 else "")
     elif f.kind == "gate":
         luts = ".lut_a = NULL, .lut_b = NULL"
@@ -827,7 +856,7 @@ def _fast_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
                          "struct": f".out = {rq_body(ro)}, .zp_a = {mp.zp_a}, .zp_b = {mp.zp_b}, "
                                    f".act_min = {mp.act_min}, .act_max = {mp.act_max}"})
         return {"comment": comment, "call": f"ew_mulq_{sfx}({taps[0]}, {taps[1]}, {n}, &{name}, {out})"}
-    if sfx != "s16":
+    if sfx != "s16" and not p.storage[op.inputs[0][0]].wide:
         return None
     if op.kind in ("tanh", "logistic"):
         fn = K.tanh_params if op.kind == "tanh" else K.logistic_params
@@ -851,8 +880,9 @@ def _fast_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
             return None
         name = f"op{i}_rq"
         p.consts.append({"ctype": "ew_rq", "name": name, "struct": rq_body(ro)[2:-2]})
+        kernel = "ew_requantq_s16" if sfx == "s16" else "ew_requantq_s16_s8"  # the latter: the input stage narrowed
         return {"comment": comment,
-                "call": f"ew_requantq_s16({taps[0]}, {n}, &{name}, {pre}, {rp.act_min}, {rp.act_max}, {out})"}
+                "call": f"{kernel}({taps[0]}, {n}, &{name}, {pre}, {rp.act_min}, {rp.act_max}, {out})"}
     return None
 
 
@@ -862,9 +892,11 @@ def ram_bytes(p: Plan) -> int:
 
 
 def state_struct_bytes(p: Plan) -> int:
-    """sizeof(state) on a 32-bit MCU: ring rows, one uint32 head per ring, the scratch area."""
+    """sizeof(state) on a 32-bit MCU: ring rows, one uint32 head per ring, the scratch areas."""
     item = 2 if p.suffix == "s16" else 1
-    rings = sum(r.rows * r.channels * item for r in p.rings)
-    raw = rings + p.scratch_size * item
+    raw = sum(r.rows * r.channels * item for r in p.rings if not r.wide) + max(p.scratch_size, 1) * item
+    wide = sum(r.rows * r.channels * 2 for r in p.rings if r.wide) + 2 * p.scratch16_size
+    if wide:
+        raw = (raw + 1) // 2 * 2 + wide
     raw = (raw + 3) // 4 * 4
     return raw + 4 * len(p.rings)

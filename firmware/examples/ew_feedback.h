@@ -1,9 +1,9 @@
 /* Free-running generation for the example runners: after the input file, feed each
  * prediction back as the next input. FB.bin (written by edgewave.ctools.Feedback):
  *   uint32 steps, kind, state, levels (little-endian), then
- *   kind 0 (regression): for every output code y from the type's minimum up, the input
- *          code y is fed back as (edgewave's dequantize-then-quantize, exactly);
- *   kind 1 (categorical): the input code of each of `levels` levels, padded to 4 bytes,
+ *   kind 0 (regression): for every output code y (ew_q_t) from the type's minimum up, the
+ *          input code (ew_in_t) y is fed back as (edgewave's dequantize-then-quantize, exactly);
+ *   kind 1 (categorical): the input code (ew_in_t) of each of `levels` levels, padded to 4 bytes,
  *          then uint32 weights W[d] for every code difference d = max logit - logit;
  *          level k is drawn with probability W[max - q_k] / sum, from a xorshift32 stream
  *          seeded with `state` — the integer sampler of edgewave.simulate, bit for bit. */
@@ -38,7 +38,7 @@ static int ew_feedback_open(ew_feedback *fb, FILE *f)
     fb->kind = ew_le32(h + 4);
     fb->state = ew_le32(h + 8);
     fb->levels = ew_le32(h + 12);
-    codes = (long)fb->levels * (long)sizeof(ew_q_t);
+    codes = (long)fb->levels * (long)sizeof(ew_in_t);
     fb->weights_at = 16L + codes + (4L - codes % 4L) % 4L;
     return fb->kind == 0 ? EW_OUTPUTS == 1 : fb->kind == 1 && fb->levels == EW_OUTPUTS;
 }
@@ -49,7 +49,7 @@ static int ew_feedback_read(const ew_feedback *fb, long at, void *v, size_t size
 }
 
 /* The next input from this step's outputs y; 0 on a read error. */
-static int ew_feedback_next(ew_feedback *fb, const ew_q_t *y, ew_q_t *x)
+static int ew_feedback_next(ew_feedback *fb, const ew_q_t *y, ew_in_t *x)
 {
     static uint32_t w[EW_OUTPUTS];
     unsigned char b[4];
@@ -57,7 +57,7 @@ static int ew_feedback_next(ew_feedback *fb, const ew_q_t *y, ew_q_t *x)
     uint32_t s, k;
     ew_q_t top;
     if (fb->kind == 0) {
-        return ew_feedback_read(fb, 16L + ((long)y[0] + EW_Q_OFFSET) * (long)sizeof(ew_q_t), x, sizeof *x);
+        return ew_feedback_read(fb, 16L + ((long)y[0] + EW_Q_OFFSET) * (long)sizeof(ew_in_t), x, sizeof *x);
     }
     for (top = y[0], k = 1; k < EW_OUTPUTS; k++) {
         if (y[k] > top) top = y[k];
@@ -77,7 +77,7 @@ static int ew_feedback_next(ew_feedback *fb, const ew_q_t *y, ew_q_t *x)
         run += w[k];
         if (run > r) break;
     }
-    return ew_feedback_read(fb, 16L + (long)k * (long)sizeof(ew_q_t), x, sizeof *x);
+    return ew_feedback_read(fb, 16L + (long)k * (long)sizeof(ew_in_t), x, sizeof *x);
 }
 
 #endif

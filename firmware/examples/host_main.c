@@ -1,5 +1,5 @@
 /* Host runner: prog IN.bin OUT.bin [FB.bin]
- * IN.bin holds raw ew_q_t input codes, OUT.bin receives EW_OUTPUTS raw ew_q_t
+ * IN.bin holds raw ew_in_t input codes, OUT.bin receives EW_OUTPUTS raw ew_q_t
  * codes per input, both in the host's byte order (little-endian on x86/Arm).
  * With FB.bin, predictions are then fed back (ew_feedback.h). */
 #include <stdio.h>
@@ -19,7 +19,8 @@ static int fail(const char *what, const char *path)
 int main(int argc, char **argv)
 {
     static ew_model_state state;
-    static ew_q_t in[CHUNK], out[CHUNK * EW_OUTPUTS];
+    static ew_in_t in[CHUNK];
+    static ew_q_t out[CHUNK * EW_OUTPUTS];
     ew_q_t last[EW_OUTPUTS] = {0};
     FILE *fi, *fo;
     long bytes;
@@ -32,8 +33,8 @@ int main(int argc, char **argv)
     if (!(fi = fopen(argv[1], "rb"))) return fail("cannot open input", argv[1]);
     if (fseek(fi, 0, SEEK_END) != 0 || (bytes = ftell(fi)) < 0 || fseek(fi, 0, SEEK_SET) != 0)
         return fail("cannot determine the size of", argv[1]);
-    if ((unsigned long)bytes % sizeof(ew_q_t) != 0)
-        return fail("size is not a multiple of sizeof(ew_q_t):", argv[1]);
+    if ((unsigned long)bytes % sizeof(ew_in_t) != 0)
+        return fail("size is not a multiple of sizeof(ew_in_t):", argv[1]);
     if (!(fo = fopen(argv[2], "wb"))) return fail("cannot create output", argv[2]);
 
     ew_model_init(&state);
@@ -49,7 +50,7 @@ int main(int argc, char **argv)
         ew_feedback fb;
         FILE *f = fopen(argv[3], "rb");
         uint32_t k;
-        ew_q_t x;
+        ew_in_t x;
         if (!f || bytes == 0 || !ew_feedback_open(&fb, f)) return fail("cannot generate (a primed model) from", argv[3]);
         for (k = 0; k < fb.steps; k++) {
             if (!ew_feedback_next(&fb, last, &x)) return fail("cannot read", argv[3]);

@@ -1,4 +1,4 @@
-/* Cortex-M runner under QEMU: reads IN.bin (raw ew_q_t codes) through semihosting,
+/* Cortex-M runner under QEMU: reads IN.bin (raw ew_in_t codes) through semihosting,
  * steps the model, writes OUT.bin (EW_OUTPUTS codes per step) and prints
  *   EW_RESULT samples=N instructions=M max_step=K
  * where M is the exact instruction count of all ew_model_step_q calls (argument
@@ -44,7 +44,8 @@ static int fail(const char *what)
 int main(void)
 {
     static ew_model_state state;
-    static ew_q_t in[CHUNK], out[CHUNK * EW_OUTPUTS];
+    static ew_in_t in[CHUNK];
+    static ew_q_t out[CHUNK * EW_OUTPUTS];
     ew_q_t last[EW_OUTPUTS] = {0};
     uint64_t total = 0, samples = 0;
     uint32_t overhead, max_step = 0, t0, t1, d;
@@ -81,7 +82,7 @@ int main(void)
     if ((fi = fopen("FB.bin", "rb")) != NULL) {
         ew_feedback fb;
         uint32_t k;
-        ew_q_t x;
+        ew_in_t x;
         if (samples == 0 || !ew_feedback_open(&fb, fi)) return fail("FB.bin does not fit this model or state");
         for (k = 0; k < fb.steps; k++) {
             if (!ew_feedback_next(&fb, last, &x)) return fail("cannot read FB.bin");

@@ -145,6 +145,8 @@ void ew_relu_s8(const int8_t *x, int32_t n, const ew_requant_params *p, int8_t *
 void ew_relu_s16(const int16_t *x, int32_t n, const ew_requant_params *p, int16_t *out);
 void ew_requant_s8(const int8_t *x, int32_t n, const ew_requant_params *p, int8_t *out);
 void ew_requant_s16(const int16_t *x, int32_t n, const ew_requant_params *p, int16_t *out);
+/* An int8 model's 16-bit input stage narrowed to int8. */
+void ew_requant_s16_s8(const int16_t *x, int32_t n, const ew_requant_params *p, int8_t *out);
 
 /* int16 TANH / LOGISTIC: TFLM's interpolated 256-entry sigmoid table (output scale
  * 2^-15, zero point 0). */
@@ -444,6 +446,7 @@ void ew_mulq_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_mulq *p
 /* RELU / QUANTIZE int16 with a prepared ew_rq applied to x << pre (zp_in 0 for int16):
  * a multiplier >= 1 (shift > 0) is TFLM's left shift first, then shift 0 (pre = shift). */
 void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, int32_t act_min, int32_t act_max, int16_t *out);
+void ew_requantq_s16_s8(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, int32_t act_min, int32_t act_max, int8_t *out);
 
 /* int16 TANH / LOGISTIC (t->kind), the same results as ew_tanh_s16 / ew_logistic_s16,
  * valid while |x| * mult + round < 2^31 (plan.py checks). */

@@ -88,6 +88,16 @@ void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, i
     }
 }
 
+/* The same into int8: an int8 model's 16-bit input stage narrowed (QUANTIZE int16 -> int8). */
+void ew_requantq_s16_s8(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, int32_t act_min, int32_t act_max, int8_t *out)
+{
+    const ew_rq qq = *q;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int8_t)ew_clamp_fast(ew_rq_apply((int32_t)((uint32_t)(int32_t)x[i] << pre), &qq), act_min, act_max);
+    }
+}
+
 void ew_t16q_s16(const int16_t *x, int32_t n, const ew_t16q *t, int16_t *out)
 {
     const int32_t m = t->mult, r = t->round, sh = t->shift;

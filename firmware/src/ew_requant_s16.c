@@ -1,4 +1,4 @@
-/* ew_requant_s16.c - QUANTIZE int16_t -> int16_t (TFLM reference_ops::Requantize;
+/* ew_requant_s16.c - QUANTIZE int16_t -> int16_t or int8_t (TFLM reference_ops::Requantize;
  * edgewave.integer.requant_eval, parameters from requant_params). */
 #include "ew_fixedpoint.h"
 
@@ -7,5 +7,15 @@ void ew_requant_s16(const int16_t *x, int32_t n, const ew_requant_params *p, int
     int32_t i;
     for (i = 0; i < n; ++i) {
         out[i] = (int16_t)ew_requant_one(x[i], p);
+    }
+}
+
+/* QUANTIZE int16_t -> int8_t: the step from an int8 model's 16-bit input stage to int8
+ * (the same Requantize, clamped to int8). */
+void ew_requant_s16_s8(const int16_t *x, int32_t n, const ew_requant_params *p, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int8_t)ew_requant_one(x[i], p);
     }
 }
