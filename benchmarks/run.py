@@ -421,7 +421,7 @@ class Workspace:
         if run_it:
             n = self.s.qemu_samples
             try:
-                y, stats = ctools.run_qemu(target, elf, m.codes(n))
+                y, stats = ctools.run_qemu(target, elf, m.codes(n), out_dtype=m.prog.dtype)
             except UserError as e:
                 raise BenchError(f"{m.label} on {target} (QEMU): {e}") from None
             require_equal(y, m.want(n), f"{m.label} on {target} (QEMU)")
@@ -868,7 +868,7 @@ def table6(ws: Workspace) -> dict:
         from edgewave import signals
         test = x[signals.split_by_time(len(x))[2]]
         codes = pipeline.quantize_input(prog, test)
-        y = ctools.run_host(exe, codes)
+        y = ctools.run_host(exe, codes, out_dtype=prog.dtype)
         from edgewave.engine import Engine
         require_equal(y, Engine(prog).run_sequence(codes), f"trained {precision} generated C on the test split")
         rf = graph.receptive_field

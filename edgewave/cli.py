@@ -132,7 +132,9 @@ def info(model, target, clock_hz, rate, precision, as_json):
     from .graph import describe
 
     graph, meta = _load_any(model)
-    summary = {**_summary(graph, meta), "layers": describe(graph)}
+    from .convert.program import runtime_macs
+
+    summary = {**_summary(graph, meta), "runtime_macs_per_sample": runtime_macs(graph), "layers": describe(graph)}
     if target:
         from . import realtime
 
@@ -152,8 +154,12 @@ def info(model, target, clock_hz, rate, precision, as_json):
         click.echo(f"{r['name']:<18}{r['op']:<9}{r['channels']:>4}{r['kernel']:>4}{r['stride']:>7}"
                    f"{r['dilation']:>6}{r['trained_dilation']:>12}{r['activation']:>9}{r['macs']:>7}  "
                    f"{', '.join(r['inputs'])}")
+    lowered = summary["runtime_macs_per_sample"]
     click.echo(f"receptive field {graph.receptive_field} samples, {graph.params()} params, "
-               f"{graph.macs_per_sample()} MACs/sample, ring state {graph.state_elements()} values")
+               f"{graph.macs_per_sample()} MACs/sample"
+               + (f" ({lowered} as run: linear lifts folded into the layers reading them)"
+                  if lowered != graph.macs_per_sample() else "")
+               + f", ring state {graph.state_elements()} values")
     if summary["prediction_gain_db"] is not None:
         click.echo(f"held-out prediction gain {summary['prediction_gain_db']:.2f} dB, "
                    f"LPC-32 {summary['lpc32_gain_db']:.2f} dB")
@@ -378,7 +384,7 @@ def demo(out, precision, samples, seed):
     float_pred = sim.predictions(conv, results["float"])
     m = meta["metrics"]
     click.echo("")
-    click.echo(f"model: receptive field {graph.receptive_field}, {graph.macs_per_sample()} MACs/sample; "
+    click.echo(f"model: receptive field {graph.receptive_field}, {emit_report['macs_per_sample']} MACs/sample; "
                f"held-out gain {m['prediction_gain_db']:.2f} dB vs LPC-32 {m['lpc32_gain_db']:.2f} dB "
                f"(trained in {meta['training']['seconds']:.0f} s)")
     click.echo(f"{precision}: gain {conv_report['quant_gain_db']:.2f} dB vs float {conv_report['float_gain_db']:.2f} dB")

@@ -5,7 +5,8 @@ width on QEMU with exact instruction counts and fits, per core and precision,
 
     instructions/sample ≈ per_mac · MACs + per_value · values
 
-where `values` are the activations a step computes (every layer's output channels): the
+where MACs are the lowered program's (convert.program.runtime_macs: what the C computes) and
+`values` the activations a step computes (every layer's output channels): the
 multiply-accumulates cost roughly per MAC, requantization, activations and elementwise ops
 per value. The fit is stored in edgewave/data/cortex_m_costs.json, so sizing needs no
 toolchain and no trained model; it assumes one instruction per cycle (Cortex-M4/M7/M33
@@ -55,7 +56,9 @@ def estimate(graph: Graph, target: str, precision: str, clock_hz: float, rate_hz
     except KeyError:
         raise UserError(f"no measured costs for {target} {precision}; known: "
                         f"{', '.join(f'{t} {p}' for t in costs['costs'] for p in costs['costs'][t])}") from None
-    macs, values = graph.macs_per_sample(), graph.values_per_sample()
+    from .convert.program import runtime_macs
+
+    macs, values = runtime_macs(graph), graph.values_per_sample()
     instructions = c["per_mac"] * macs + c["per_value"] * values
     budget = clock_hz / rate_hz
     return {"target": target, "precision": precision, "clock_hz": clock_hz, "rate_hz": rate_hz,

@@ -24,6 +24,7 @@ patience = 2
 [[layers]]
 type = "dense"
 units = 4
+bias = false
 [[layers]]
 type = "residual"
 skip = true

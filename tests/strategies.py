@@ -10,13 +10,15 @@ def _leaf(max_dilation: int, max_channels: int):
     k = st.integers(1, 5)
     d = st.integers(1, max_dilation)
     return st.one_of(
-        st.builds(lambda f, k, d, a: {"type": "conv", "filters": f, "kernel": k, "dilation": d, "activation": a},
-                  ch, k, d, ACTS),
+        st.builds(lambda f, k, d, a, b: {"type": "conv", "filters": f, "kernel": k, "dilation": d, "activation": a,
+                                         "bias": b}, ch, k, d, ACTS, st.booleans()),
         st.builds(lambda f, k, d: {"type": "gated", "filters": f, "kernel": k, "dilation": d}, ch, k, d),
         st.builds(lambda kind, s, d: {"type": "pool", "kind": kind, "size": s, "dilation": d},
                   st.sampled_from(["avg", "max"]), st.integers(1, 4), d),
-        st.builds(lambda u, a: {"type": "dense", "units": u, "activation": a}, ch, ACTS),
-        st.builds(lambda u, s: {"type": "window", "units": u, "size": s}, ch, st.integers(1, 5)),
+        # without a bias, a linear layer that widens its input folds into the layers reading it
+        st.builds(lambda u, a, b: {"type": "dense", "units": u, "activation": a, "bias": b}, ch, ACTS, st.booleans()),
+        st.builds(lambda u, s, b: {"type": "window", "units": u, "size": s, "bias": b}, ch, st.integers(1, 5),
+                  st.booleans()),
         st.builds(lambda f: {"type": "activation", "function": f}, st.sampled_from(["relu", "tanh", "sigmoid"])),
     )
 

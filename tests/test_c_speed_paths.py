@@ -395,10 +395,10 @@ def test_fused_kernels_are_used(built):
 
 def test_fused_kernels_host_and_sanitizers(built):
     for name, prog, codes, want, srcs, incs, _, c_dir in built:
-        got = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "host"), codes)
+        got = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "host"), codes, out_dtype=prog.dtype)
         np.testing.assert_array_equal(got, want, err_msg=f"{name}: host C != numpy engine")
     for name, prog, codes, want, srcs, incs, _, c_dir in built[:4]:
-        got = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "asan", sanitize=True), codes)
+        got = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "asan", sanitize=True), codes, out_dtype=prog.dtype)
         np.testing.assert_array_equal(got, want, err_msg=f"{name}: sanitized host C != numpy engine")
 
 
@@ -407,5 +407,5 @@ def test_fused_kernels_host_and_sanitizers(built):
 def test_fused_kernels_on_cortex_m(built, target):
     for name, prog, codes, want, srcs, incs, _, c_dir in built:
         elf, _ = ctools.build_cortex_m(target, srcs, incs, c_dir / target)
-        got, _ = ctools.run_qemu(target, elf, codes)
+        got, _ = ctools.run_qemu(target, elf, codes, out_dtype=prog.dtype)
         np.testing.assert_array_equal(got, want, err_msg=f"{name}: {target} != numpy engine")

@@ -47,7 +47,7 @@ def test_emit_reports_and_matches_everywhere_on_the_whole_recording(converted, t
     assert len(codes) >= 100_000
     engine = Engine(prog).run_sequence(codes)
     srcs, incs = emit_pipeline.c_sources(c_dir, "speech")
-    host = ctools.run_host(ctools.build_host(srcs, incs, tmp_path / "host"), codes)
+    host = ctools.run_host(ctools.build_host(srcs, incs, tmp_path / "host"), codes, out_dtype=prog.dtype)
     np.testing.assert_array_equal(host, engine, err_msg="host C != numpy engine")
     tflm = TFLMStream(prog, stream).run(codes)
     np.testing.assert_array_equal(tflm, engine, err_msg="TFLM != numpy engine")
@@ -80,7 +80,7 @@ def test_builds_and_matches_on_other_cores(converted, tmp_path, target):
     srcs, incs = emit_pipeline.c_sources(tmp_path / "c", "m")
     codes = emit_pipeline.measure_input(prog, 600)
     elf, sizes = ctools.build_cortex_m(target, srcs, incs, tmp_path / target)
-    out, stats = ctools.run_qemu(target, elf, codes)
+    out, stats = ctools.run_qemu(target, elf, codes, out_dtype=prog.dtype)
     np.testing.assert_array_equal(out, Engine(prog).run_sequence(codes))
 
 
@@ -95,10 +95,10 @@ def test_emit_is_reproducible_and_sanitizer_clean(converted, tmp_path):
     _, prog, _ = pipeline.load(converted)
     srcs, incs = emit_pipeline.c_sources(a, "m")
     rng = np.random.default_rng(0)
-    info = np.iinfo(prog.dtype)
-    codes = rng.integers(info.min, info.max + 1, 1_000_000).astype(prog.dtype)  # 10^6 samples, full code range
+    info = np.iinfo(prog.input_dtype)
+    codes = rng.integers(info.min, info.max + 1, 1_000_000).astype(prog.input_dtype)  # 10^6 samples, full code range
     binary = ctools.build_host(srcs, incs, tmp_path / "asan", sanitize=True)
-    out = ctools.run_host(binary, codes, timeout=1200)
+    out = ctools.run_host(binary, codes, timeout=1200, out_dtype=prog.dtype)
     np.testing.assert_array_equal(out[-5000:], Engine(prog).run_sequence(codes)[-5000:])
 
 
@@ -118,7 +118,7 @@ def test_random_architectures_host_c_equals_engine_and_tflm(tmp_path_factory, sp
         (c_dir / rel).write_text(text)
     srcs, incs = emit_pipeline.c_sources(c_dir, "rnd")
     codes = pipeline.quantize_input(prog, x[:1500])
-    host = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "build"), codes)
+    host = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "build"), codes, out_dtype=prog.dtype)
     engine = Engine(prog).run_sequence(codes)
     np.testing.assert_array_equal(host, engine)
     np.testing.assert_array_equal(TFLMStream(prog, stream).run(codes[:400]), engine[:400])

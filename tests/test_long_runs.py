@@ -27,7 +27,7 @@ def emitted(convert_tiny, tmp_path_factory):
 def long_signal(prog, n, seed=0):
     """Speech-like codes: a random walk with bursts, covering the whole code range now and then."""
     rng = np.random.default_rng(seed)
-    info = np.iinfo(prog.dtype)
+    info = np.iinfo(prog.input_dtype)
     x = np.cumsum(rng.normal(size=n)) * 0.02
     x = np.sin(x) * (0.3 + 0.7 * (rng.random(n) < 0.001).cumsum() % 2) + 0.1 * rng.normal(size=n)
     return pipeline.quantize_input(prog, (x * 3).astype(np.float32)).clip(info.min, info.max)
@@ -47,7 +47,7 @@ def test_ten_million_samples_on_the_host(emitted, tmp_path):
     prog, c_dir = emitted
     codes = long_signal(prog, 10_000_000)
     srcs, incs = emit_pipeline.c_sources(c_dir, "m")
-    out = ctools.run_host(ctools.build_host(srcs, incs, tmp_path), codes, timeout=1200)
+    out = ctools.run_host(ctools.build_host(srcs, incs, tmp_path), codes, timeout=1200, out_dtype=prog.dtype)
     assert out.shape[0] == len(codes)
     spot_check(prog, codes, out, [5_000, 3_333_333, 7_654_321, len(codes) - 400])
 
@@ -58,7 +58,7 @@ def test_one_million_samples_on_cortex_m4(emitted, tmp_path):
     codes = long_signal(prog, 1_000_000, seed=1)
     srcs, incs = emit_pipeline.c_sources(c_dir, "m")
     elf, _ = ctools.build_cortex_m("cortex-m4", srcs, incs, tmp_path)
-    out, stats = ctools.run_qemu("cortex-m4", elf, codes, timeout=1800)
+    out, stats = ctools.run_qemu("cortex-m4", elf, codes, timeout=1800, out_dtype=prog.dtype)
     assert stats["samples"] == len(codes)
     spot_check(prog, codes, out, [1_000, 500_000, len(codes) - 400])
 

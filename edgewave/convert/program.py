@@ -160,40 +160,59 @@ def lower(graph: Graph) -> Program:
             else:
                 tensor(n.name, n.channels)
                 ops.append(Op("relu" if n.activation == "relu" else "requant", [(src, 0)], n.name))
-    ops = _fold_linear_lifts(ops, tensors, graph.output)
+    unbiased = {n.name for n in graph.nodes if n.op == "conv" and not n.use_bias}
+    ops = _fold_linear_lifts(ops, tensors, graph.output, unbiased)
     return Program("float32", tensors, ops, graph.input_name, graph.output, graph.head, graph.mulaw_bits)
 
 
-def _fold_linear_lifts(ops: list[Op], tensors: dict[str, Tensor], output: str) -> list[Op]:
-    """A linear FULLY_CONNECTED that widens its input (e.g. the 1 -> 12 channel lift after the
-    input) is multiplied into the FULLY_CONNECTED layers that read it: they read its input
-    instead, at the summed delays. Exact in real arithmetic; fewer MACs, and no rounding of the
-    wide intermediate on their path (ADDs and others still read it)."""
-    for lift in list(ops):
-        if lift.kind != "fc" or lift.activation != "NONE" or lift.output == output:
+MAX_TAPS = 10  # TFLM's CONCATENATION takes at most 10 inputs (kMaxInputNum)
+
+
+def runtime_macs(graph: Graph) -> int:
+    """MACs per sample of the lowered program (what every runtime computes: linear lifts folded),
+    from the structure alone, so an untrained spec can be sized."""
+    by = graph.by_name
+    shaped = dataclasses.replace(graph, weights={
+        n.name: (np.zeros((n.kernel, by[n.inputs[0]].channels, n.channels), np.float32),
+                 np.zeros(n.channels, np.float32) if n.use_bias else None) for n in graph.nodes if n.op == "conv"})
+    return sum(int(op.weights.size) for op in lower(shaped).ops if op.kind == "fc")
+
+
+def _fold_linear_lifts(ops: list[Op], tensors: dict[str, Tensor], output: str, unbiased: set[str]) -> list[Op]:
+    """A linear FULLY_CONNECTED without bias that widens its input (e.g. the 1 -> 12 channel lift
+    after the input) is multiplied into the FULLY_CONNECTED layers that read it: they read its
+    input instead, at the summed delays. Fewer MACs, and no rounding of the wide intermediate on
+    their path (ADDs and others still read it). Without a bias it is exact from the first sample:
+    the lift's causal padding (zeros) is what its zero-padded input gives; a bias would not be."""
+    for name in [op.output for op in ops]:
+        lift = next((op for op in ops if op.output == name), None)  # the current op (readers get rewritten)
+        if (lift is None or lift.kind != "fc" or lift.activation != "NONE" or lift.output == output
+                or lift.output not in unbiased):
             continue
         src = {n for n, _ in lift.inputs}
         c_in = tensors[lift.inputs[0][0]].channels
         if len(src) != 1 or len(lift.inputs) * c_in >= tensors[lift.output].channels:
             continue
+        c = tensors[lift.output].channels
         readers = [op for op in ops if any(n == lift.output for n, _ in op.inputs)]
-        folded = [op for op in readers if op.kind == "fc" and all(n == lift.output for n, _ in op.inputs)]
+        def merged_taps(op):
+            return len({d + e for _, d in lift.inputs for _, e in op.inputs})
+
+        folded = [op for op in readers if op.kind == "fc" and all(n == lift.output for n, _ in op.inputs)
+                  and merged_taps(op) <= MAX_TAPS and merged_taps(op) * c_in <= len(op.inputs) * c]
         if not folded:
             continue
         for op in folded:
-            c = tensors[lift.output].channels
             taps: dict[int, np.ndarray] = {}
-            bias = op.bias.astype(np.float64).copy()
             for j, (_, e) in enumerate(op.inputs):
                 w_j = op.weights[:, j * c:(j + 1) * c].astype(np.float64)
-                bias += w_j @ lift.bias.astype(np.float64)
                 for i, (x, d) in enumerate(lift.inputs):
                     part = w_j @ lift.weights[:, i * c_in:(i + 1) * c_in].astype(np.float64)
                     taps[d + e] = taps.get(d + e, 0) + part
             delays = sorted(taps, reverse=True)  # oldest first, as lower() orders taps
             x = lift.inputs[0][0]
             ops[ops.index(op)] = dataclasses.replace(
-                op, inputs=[(x, d) for d in delays], bias=bias.astype(np.float32),
+                op, inputs=[(x, d) for d in delays],
                 weights=np.concatenate([taps[d] for d in delays], axis=1).astype(np.float32))
         if len(folded) == len(readers):
             ops.remove(lift)

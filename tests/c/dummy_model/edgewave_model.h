@@ -10,6 +10,7 @@ typedef int8_t ew_q_t;
 #else
 typedef int16_t ew_q_t;
 #endif
+typedef ew_q_t ew_in_t; /* input codes: the output type here */
 
 #define EW_OUTPUTS 2   /* two outputs per step, to exercise the output layout */
 #define EW_DUMMY_TAPS 8
