@@ -493,18 +493,14 @@ def test_multiply_by_quantized_multiplier_double_rounding():
 # edgewave.convert.program chooses scales where both runtimes compute the same integers.
 
 
-def _fc_case(rng, dtype, s_in, s_out, n_out, depth, even):
-    x_q = QuantParams(s_in, int(rng.integers(-128, 128)) if dtype == "int8" else 0)
-    out_q = QuantParams(s_out, int(rng.integers(-128, 128)) if dtype == "int8" else 0)
-    x = random_input(rng, [64, depth], dtype)
-    lo, hi = (-63, 64) if even else (-127, 128)
-    step = 2 if even else 1
-    w = (step * rng.integers(lo, hi, (n_out, depth))).astype(np.int8)
+def _fc_case(rng, s_in, s_out, n_out, depth):
+    """An int16x8 FULLY_CONNECTED with edgewave's weight scales."""
+    x_q, out_q = QuantParams(s_in, 0), QuantParams(s_out, 0)
+    x = random_input(rng, [64, depth], "int16")
+    w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
     wmax = 10 ** rng.uniform(-2, 0, n_out)
-    precision = "int8" if dtype == "int8" else "int16x8"
-    w_scales = np.array([program.fc_weight_scale(s_in, s_out, m, precision) for m in wmax], np.float32)
-    bias_dtype = np.int32 if dtype == "int8" else np.int64
-    bias = (step * rng.integers(-5000, 5000, n_out)).astype(bias_dtype)
+    w_scales = np.array([program.fc_weight_scale(s_in, s_out, m) for m in wmax], np.float32)
+    bias = rng.integers(-5000, 5000, n_out).astype(np.int64)
     return x, x_q, w, w_scales, bias, out_q
 
 
@@ -565,7 +561,7 @@ def test_int16_fully_connected_negative_tie_is_the_one_difference_left():
     """With edgewave's int16x8 multipliers both runtimes round the exact acc * M, but on an exact
     negative tie TFLM rounds up and LiteRT away from zero: acc = -2**(14 - shift) gives -n/2."""
     s_in, s_out = program.int16_scale(1e-4), program.int16_scale(3e-3)
-    s_w = program.fc_weight_scale(s_in, s_out, 0.5, "int16x8")
+    s_w = program.fc_weight_scale(s_in, s_out, 0.5)
     m, shift = quantize_multiplier(np.float64(s_in) * s_w / s_out)
     n = m >> 16
     assert m == n << 16 and n % 2 == 1
@@ -577,25 +573,50 @@ def test_int16_fully_connected_negative_tie_is_the_one_difference_left():
     assert run_litert(model, inputs)[0, 0] == -(n + 1) // 2
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_litert_equals_tflm_under_edgewave_fully_connected_parameters(dtype):
-    rng = np.random.default_rng(8200 + DTYPES.index(dtype))
-    tally = Tally(("FULLY_CONNECTED edgewave", dtype))
+def test_litert_equals_tflm_under_edgewave_int16_fully_connected_parameters():
+    rng = np.random.default_rng(8201)
+    tally = Tally(("FULLY_CONNECTED edgewave", "int16"))
     for case in range(60):
-        if dtype == "int8":
-            s_in = next(program.scale_grid(10 ** rng.uniform(-3, -1), 1, 7))
-            if case % 4 == 0:
-                s_in = TANH_INT8_OUTPUT.scale
-            s_out = next(program.scale_grid(10 ** rng.uniform(-2, 0), program.odd_mantissa(s_in), 7))
-        else:
-            s_in = program.int16_scale(10 ** rng.uniform(-5, -3)) if case % 4 else INT16_UNIT_OUTPUT.scale
-            s_out = program.int16_scale(10 ** rng.uniform(-4, -2))
+        s_in = program.int16_scale(10 ** rng.uniform(-5, -3)) if case % 4 else INT16_UNIT_OUTPUT.scale
+        s_out = program.int16_scale(10 ** rng.uniform(-4, -2))
         n_out = 1 if case % 5 == 0 else int(rng.integers(2, 9))  # per-tensor and per-channel
-        x, x_q, w, w_scales, bias, out_q = _fc_case(rng, dtype, s_in, s_out, n_out, int(rng.integers(1, 64)),
-                                                    even=dtype == "int8")
+        x, x_q, w, w_scales, bias, out_q = _fc_case(rng, s_in, s_out, n_out, int(rng.integers(1, 64)))
         activation = ("NONE", "RELU")[case % 2]
         expected = fully_connected(x, w, bias, x_q, w_scales, out_q, activation)
         model, inputs = _fc_model(x, x_q, w, w_scales, bias, out_q, activation)
+        check_case(tally, model, inputs, expected)
+    assert tally.max_lsb == 0, f"LiteRT differs from TFLM by {tally.max_lsb} LSB"
+
+
+def _fc_as_conv_model(x, x_q, w, w_scales, bias, out_q, activation="NONE"):
+    """An int8 FULLY_CONNECTED as edgewave exports it: a 1x1 CONV_2D over [1, 1, rows, depth]."""
+    (n, depth), n_out = x.shape, w.shape[0]
+    zeros = np.zeros(n_out, int)
+    return build(
+        "CONV_2D", {"x": (x.reshape(1, 1, n, depth), x_q)}, [1, 1, n, n_out], "int8", out_q,
+        extra=(lambda b: b.tensor("w", (n_out, 1, 1, depth), "int8", scale=w_scales, zero_point=zeros,
+                                  quantized_dimension=0, data=w.reshape(n_out, 1, 1, depth)),
+               lambda b: b.tensor("bias", bias.shape, bias.dtype, scale=np.float32(x_q.scale) * w_scales,
+                                  zero_point=zeros, quantized_dimension=0, data=bias)),
+        padding="VALID", stride=(1, 1), fused_activation=activation)
+
+
+def test_litert_equals_tflm_on_int8_fully_connected_as_conv():
+    """LiteRT's reference int8 CONV_2D requantizes with TFLM's integer multipliers: written as a 1x1
+    CONV_2D, an int8 FULLY_CONNECTED computes the same integers in both on any scales and weights."""
+    rng = np.random.default_rng(8200)
+    tally = Tally(("FULLY_CONNECTED as CONV_2D", "int8"))
+    for case in range(60):
+        depth, n_out = int(rng.integers(1, 64)), int(rng.integers(1, 9))
+        x_q = random_act_quant(rng, "int8")
+        x = random_input(rng, [64, depth], "int8")
+        w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out)).astype(np.float32)
+        w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
+        bias = rng.integers(-20000, 20000, n_out).astype(np.int32)
+        out_q = calibrated_quant(rng, dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T, "int8")
+        activation = ("NONE", "RELU")[case % 2]
+        expected = fully_connected(x, w, bias, x_q, w_scales, out_q, activation).reshape(1, 1, 64, n_out)
+        model, inputs = _fc_as_conv_model(x, x_q, w, w_scales, bias, out_q, activation)
         check_case(tally, model, inputs, expected)
     assert tally.max_lsb == 0, f"LiteRT differs from TFLM by {tally.max_lsb} LSB"
 

@@ -62,18 +62,20 @@ class _Writer:
         self.t[op.output] = out
         if op.kind == "fc":
             x = taps[0] if len(taps) == 1 else self._concat(op.inputs[0][0], taps)
-            w_kwargs = {}
+            n_out, depth = op.weights.shape
+            w_kwargs, bias_kwargs = {}, {}
             if p.quantized:
-                w_kwargs = dict(scale=op.weight_scales, zero_point=np.zeros(len(op.weight_scales), np.int64),
-                                quantized_dimension=0)
-            w = b.tensor(f"{op.output}/weights", op.weights.shape, op.weights.dtype, data=op.weights, **w_kwargs)
-            bias_kwargs = {}
-            if p.quantized:
+                zeros = np.zeros(n_out, np.int64)
                 in_q = p.tensors[op.inputs[0][0]].q
+                w_kwargs = dict(scale=op.weight_scales, zero_point=zeros, quantized_dimension=0)
                 bias_kwargs = dict(scale=(np.float64(in_q.scale) * op.weight_scales).astype(np.float32),
-                                   zero_point=np.zeros(len(op.weight_scales), np.int64), quantized_dimension=0)
+                                   zero_point=zeros, quantized_dimension=0)
             bias = b.tensor(f"{op.output}/bias", op.bias.shape, op.bias.dtype, data=op.bias, **bias_kwargs)
-            b.op("FULLY_CONNECTED", [x, w, bias], [out], fused_activation=op.activation, keep_num_dims=True)
+            if p.dtype_of(op.inputs[0][0]) == np.int8:
+                self._fc_as_conv(op, x, bias, out, w_kwargs)
+            else:
+                w = b.tensor(f"{op.output}/weights", op.weights.shape, op.weights.dtype, data=op.weights, **w_kwargs)
+                b.op("FULLY_CONNECTED", [x, w, bias], [out], fused_activation=op.activation, keep_num_dims=True)
         elif op.kind in _UNARY:
             kind = _UNARY[op.kind]
             if kind == "QUANTIZE" and not p.quantized:
@@ -102,6 +104,21 @@ class _Writer:
             b.op("RESHAPE", [pooled, self.const_i32(f"{op.output}/shape", [1, T, c])], [out], new_shape=[1, T, c])
         else:
             raise AssertionError(op.kind)
+
+    def _fc_as_conv(self, op, x, bias, out, w_kwargs):
+        """int8 FULLY_CONNECTED written as a 1x1 CONV_2D over [1, 1, T, depth]: LiteRT's reference
+        int8 FULLY_CONNECTED requantizes in floating point, its CONV_2D with TFLM's integer
+        multipliers, so both runtimes compute the same integers on any scales."""
+        b, T = self.b, self.T
+        src, depth = op.inputs[0][0], op.weights.shape[1]
+        n_out = op.weights.shape[0]
+        x4 = self.temp(src, (1, 1, T, depth))
+        b.op("RESHAPE", [x, self.const_i32(f"{x4.name}/shape", [1, 1, T, depth])], [x4], new_shape=[1, 1, T, depth])
+        w4 = b.tensor(f"{op.output}/filter", (n_out, 1, 1, depth), np.int8, data=op.weights.reshape(n_out, 1, 1, depth),
+                      **w_kwargs)
+        y4 = self.temp(op.output, (1, 1, T, n_out))
+        b.op("CONV_2D", [x4, w4, bias], [y4], padding="VALID", stride=(1, 1), fused_activation=op.activation)
+        b.op("RESHAPE", [y4, self.const_i32(f"{op.output}/shape", [1, T, n_out])], [out], new_shape=[1, T, n_out])
 
     def _concat(self, src: str, taps):
         c = self.p.tensors[src].channels

@@ -340,13 +340,14 @@ def quant_from_range(lo: float, hi: float, precision: str) -> QuantParams:
 #                    double rounding (SRDHM, then RoundingDivideByPOT). TFLM 16x8 (int64 bias):
 #                    (acc * round(m / 2**16) + 2**(14 - shift)) >> (15 - shift), a 15-bit
 #                    multiplier rounded once, ties up.
+#   CONV_2D int8     both: TFLM's integer MultiplyByQuantizedMultiplier per channel.
 #   MUL, RELU        LiteRT forms the multiplier in float32 (s1 * s2 / s_out, s_in / s_out),
 #                    TFLM in double; the kernels are the same.
 #   TANH, LOGISTIC   int8: LiteRT a table of float32 tanhf / 1 / (1 + expf(-x)), TFLM gemmlowp
 #                    fixed point. int16: the same arithmetic.
 #   ADD, QUANTIZE, CONCATENATION, pools: the same arithmetic (int16 ADD only while not all three
 #                    scales are powers of two: LiteRT then takes its pot_scale_int16 path).
-# So scales are chosen where both are exact:
+# So parameters are chosen where both are exact:
 #   int16x8  every calibrated scale is C16 * 2**e. C16 = 257/256 is the one mantissa of at most
 #            9 bits with 1/C16 rounding to float32 and to a 31-bit multiplier alike, so MUL/RELU
 #            multipliers agree; and no such scale is a power of two. Each FC channel's multiplier
@@ -354,14 +355,11 @@ def quant_from_range(lo: float, hi: float, precision: str) -> QuantParams:
 #            is then M itself and both runtimes round the exact acc * M. They still part on an
 #            exact negative tie (TFLM rounds up, LiteRT away from zero), which with n odd takes
 #            acc == -(2j + 1) * 2**(14 - shift), an output of -(2j + 1) * n / 2 <= -8192 LSB.
-#   int8     each FC channel's multiplier is a power of two and weights and bias are even, so
-#            TFLM's first rounding (of acc * 2**30 / 2**31 = acc / 2) is exact and its second one
-#            is LiteRT's. Scales are A * 2**e with A odd, an FC output's A a multiple of its
-#            input's, so s_w = M * s_out / s_in is a float32 and LiteRT's double product is M.
-#            MUL/RELU output scales and TANH/LOGISTIC input scales move up the grid until both
-#            runtimes agree on every int8 input (a TANH/LOGISTIC whose input has the fixed scale
-#            of another one's output reads a requantized copy where needed).
-# A layer where this fails (e.g. a mantissa would need more than 24 bits) keeps plain scales:
+#   int8     FULLY_CONNECTED layers are exported as 1x1 CONV_2D (convert.export), exact on any
+#            scales and weights. MUL/RELU output scales and TANH/LOGISTIC input scales move up a
+#            fine grid until both runtimes agree on every int8 input (a TANH/LOGISTIC whose input
+#            has the fixed scale of another one's output reads a requantized copy where needed).
+# An int16x8 layer where this fails (a weight scale that is not a float32) keeps plain scales:
 # TFLM's arithmetic stays exact in the engine, LiteRT may differ there by 1 LSB.
 
 C16 = 257 / 256
@@ -390,24 +388,16 @@ def int16_scale(s0: float) -> float:
     return next(scale_grid(max(s0, MIN_SCALE), C16, 1))
 
 
-def odd_mantissa(scale: float) -> int:
-    m = int(math.frexp(scale)[0] * (1 << 24))  # exact for a float32
-    return m // (m & -m)
-
-
-def fc_weight_scale(s_in: float, s_out: float, wmax: float, precision: str) -> float | None:
-    """The smallest weight scale >= wmax / 127 (int16x8) or wmax / 126 (int8, even weights) whose
-    multiplier s_in * s_w / s_out both runtimes apply exactly; None where there is none."""
-    m0 = s_in * (wmax / (126.0 if precision == "int8" else 127.0)) / s_out if wmax > 0 else 2.0**-8
+def fc_weight_scale(s_in: float, s_out: float, wmax: float) -> float | None:
+    """int16x8: the smallest weight scale >= wmax / 127 whose multiplier s_in * s_w / s_out both
+    runtimes apply exactly; None where there is none."""
+    m0 = s_in * (wmax / 127.0) / s_out if wmax > 0 else 2.0**-8
     q, e = math.frexp(m0)
-    if precision == "int8":
-        multiplier = math.ldexp(1.0, e - 1 if q == 0.5 else e)
-    else:
-        n = math.ceil(q * 2**15)
-        n += 1 - n % 2
-        if n > 2**15:
-            n, e = 2**14 + 1, e + 1
-        multiplier = math.ldexp(n, e - 15)
+    n = math.ceil(q * 2**15)
+    n += 1 - n % 2
+    if n > 2**15:
+        n, e = 2**14 + 1, e + 1
+    multiplier = math.ldexp(n, e - 15)
     s_w = multiplier * s_out / s_in
     f32 = np.float32
     exact = (float(f32(s_w)) == s_w
@@ -453,105 +443,32 @@ def int8_rescale_agrees(kind: str, qs: list[QuantParams], out_q: QuantParams) ->
     return bool((K.requant_eval(x, p) == K.requant_eval(x, litert)).all())
 
 
-def _fc_components(fprog: Program, gid: dict[str, int], n: int):
-    """The graph of FULLY_CONNECTED ops between tie groups (input group -> output group) as its
-    strongly connected components in dependency order, and each component's mantissa budget: the
-    bits its odd mantissa may take so that every FC output's (a multiple of the least common
-    multiple of its inputs') still fits in float32's 24."""
-    edges: dict[int, set[int]] = {g: set() for g in range(n)}
-    for op in fprog.ops:
-        a, b = gid[op.inputs[0][0]], gid[op.output]
-        if op.kind == "fc" and a != b:
-            edges[a].add(b)
-    finished: list[int] = []  # Kosaraju: finishing order, then components on the transposed graph
-    seen: set[int] = set()
-    for root in range(n):
-        if root in seen:
-            continue
-        seen.add(root)
-        stack = [(root, iter(sorted(edges[root])))]
-        while stack:
-            g, pending = stack[-1]
-            nxt = next(pending, None)
-            if nxt is None:
-                stack.pop()
-                finished.append(g)
-            elif nxt not in seen:
-                seen.add(nxt)
-                stack.append((nxt, iter(sorted(edges[nxt]))))
-    sources: dict[int, set[int]] = {g: set() for g in range(n)}
-    for a, bs in edges.items():
-        for b in bs:
-            sources[b].add(a)
-    comp: dict[int, int] = {}
-    components: list[list[int]] = []
-    for root in reversed(finished):
-        if root in comp:
-            continue
-        comp[root] = len(components)
-        members, stack = [], [root]
-        while stack:
-            g = stack.pop()
-            members.append(g)
-            for src in sources[g]:
-                if src not in comp:
-                    comp[src] = len(components)
-                    stack.append(src)
-        components.append(sorted(members))
-    nc = len(components)
-    succ: list[set[int]] = [set() for _ in range(nc)]
-    preds: list[set[int]] = [set() for _ in range(nc)]
-    for a, bs in edges.items():
-        for b in bs:
-            if comp[a] != comp[b]:
-                succ[comp[a]].add(comp[b])
-                preds[comp[b]].add(comp[a])
-    height, budget, own = [0] * nc, [24] * nc, [7] * nc
-    for c in reversed(range(nc)):  # sinks first: each FC output keeps some bits of its own
-        height[c] = max((1 + height[d] for d in succ[c]), default=0)
-        budget[c] = min([24] + [(budget[d] - own[d]) // len(preds[d]) for d in succ[c]])
-        own[c] = max(1, min(7, budget[c] // (height[c] + 1)))
-    return components, comp, budget
-
-
 def _assign_scales(fprog: Program, tensors: dict[str, Tensor], ranges, precision: str) -> None:
     producer = {op.output: op for op in fprog.ops}
     groups = tie_groups(fprog)
-    gid = {t: i for i, g in enumerate(groups) for t in g}
-    components, comp, budget = _fc_components(fprog, gid, len(groups))
-    for c, component in enumerate(components):
-        unit = 1  # int8: the odd mantissas of the inputs of FCs into this component divide its own
-        for op in fprog.ops:
-            if op.kind == "fc" and comp[gid[op.output]] == c and comp[gid[op.inputs[0][0]]] != c:
-                unit = math.lcm(unit, odd_mantissa(tensors[op.inputs[0][0]].q.scale))
-        if unit.bit_length() > 23:  # no room: those FCs fall back to plain scales
-            unit = 1
-        bits = max(1, min(7, budget[c] - unit.bit_length()))
-        for g in component:
-            group = groups[g]
-            fixed = [t for t in group if tensors[t].fixed]
-            if fixed:  # lower() guarantees a fixed tensor is alone in its group
-                q = fixed_quant(producer[fixed[0]].kind, precision)
+    # fixed and 16-bit groups first: an int8 group's agreement checks need its neighbours' scales
+    for group in sorted(groups, key=lambda g: not any(tensors[t].fixed or tensors[t].wide for t in g)):
+        fixed = [t for t in group if tensors[t].fixed]
+        if fixed:  # lower() guarantees a fixed tensor is alone in its group
+            q = fixed_quant(producer[fixed[0]].kind, precision)
+        else:
+            lo = min(min(ranges[t][0] for t in group), 0.0)
+            hi = max(max(ranges[t][1] for t in group), 0.0)
+            if precision == "int16x8" or any(tensors[t].wide for t in group):
+                q = QuantParams(int16_scale(max(-lo, hi) / 32767.0), 0)
             else:
-                lo = min(min(ranges[t][0] for t in group), 0.0)
-                hi = max(max(ranges[t][1] for t in group), 0.0)
-                if precision == "int16x8" or any(tensors[t].wide for t in group):
-                    q = QuantParams(int16_scale(max(-lo, hi) / 32767.0), 0)
-                else:
-                    q = _int8_group_quant(fprog, group, tensors, lo, hi, unit, bits)
-                    if len(component) > 1:  # FCs in a cycle through tied tensors: one odd mantissa
-                        unit, bits = odd_mantissa(q.scale), 1
-            for t in group:
-                tensors[t].q = q
+                q = _int8_group_quant(fprog, group, tensors, lo, hi)
+        for t in group:
+            tensors[t].q = q
 
 
-def _int8_group_quant(fprog, group, tensors, lo, hi, unit, bits) -> QuantParams:
+def _int8_group_quant(fprog, group, tensors, lo, hi) -> QuantParams:
     members = set(group)
     checks = [op for op in fprog.ops
               if (op.kind in ("mul", "relu") and members & {op.output, *(n for n, _ in op.inputs)})
               or (op.kind in ("tanh", "logistic") and op.inputs[0][0] in members)]
     first = None
-    for _, scale in zip(range(64), scale_grid(max((hi - lo) / 255.0, MIN_SCALE), unit, bits)):
+    for _, scale in zip(range(64), scale_grid(max((hi - lo) / 255.0, MIN_SCALE), 1, 7)):
         q = QuantParams(scale, int(np.clip(np.round(-128 - lo / scale), -128, 127)))
         first = first or q
         if all(_int8_op_agrees(op, q, members, tensors) for op in checks):
@@ -612,19 +529,14 @@ def quantize(fprog: Program, ranges: dict[str, tuple[float, float]], precision: 
         s_in, s_out = tensors[op.inputs[0][0]].q.scale, tensors[op.output].q.scale
         w = op.weights.astype(np.float64)
         wmax = np.abs(w).max(axis=1)
-        exact = [fc_weight_scale(s_in, s_out, float(m), layer) for m in wmax]
-        even = layer == "int8" and None not in exact
-        if None in exact:  # plain scales: exact in TFLM, LiteRT may differ by 1 LSB
+        exact = [fc_weight_scale(s_in, s_out, float(m)) for m in wmax] if layer == "int16x8" else [None]
+        if None in exact:  # plain scales (int8, exported as CONV_2D, is exact on them anyway)
             scales = np.where(wmax > 0, wmax / 127.0, 1.0).astype(np.float32)
         else:
             scales = np.array(exact, np.float32)
-        step = 2 if even else 1  # int8: even weights and bias
-        top = 127 // step
-        s = scales[:, None].astype(np.float64)
-        wq = (step * np.clip(np.round(w / (step * s)), -top, top)).astype(np.int8)
+        wq = np.clip(np.round(w / scales[:, None].astype(np.float64)), -127, 127).astype(np.int8)
         bias_scale = np.float64(s_in) * scales.astype(np.float64)
-        bq = step * np.round(op.bias.astype(np.float64) / (step * bias_scale))
-        bq = np.clip(bq, lim.min, lim.max - (step - 1)).astype(bias_dtype)
+        bq = np.clip(np.round(op.bias.astype(np.float64) / bias_scale), lim.min, lim.max).astype(bias_dtype)
         ops.append(Op("fc", list(op.inputs), op.output, op.activation, wq, scales, bq))
     return Program(precision, tensors, ops, fprog.input, fprog.output, fprog.head, fprog.mulaw_bits,
                    dict(fprog.meta))

@@ -13,7 +13,7 @@ from ..tflite import read_model
 
 # TFLite builtin -> MicroMutableOpResolver method
 RESOLVER_METHODS = {
-    "FULLY_CONNECTED": "AddFullyConnected", "CONCATENATION": "AddConcatenation", "ADD": "AddAdd",
+    "FULLY_CONNECTED": "AddFullyConnected", "CONV_2D": "AddConv2D", "CONCATENATION": "AddConcatenation", "ADD": "AddAdd",
     "MUL": "AddMul", "TANH": "AddTanh", "LOGISTIC": "AddLogistic", "RELU": "AddRelu",
     "QUANTIZE": "AddQuantize", "RESHAPE": "AddReshape", "AVERAGE_POOL_2D": "AddAveragePool2D",
     "MAX_POOL_2D": "AddMaxPool2D", "PAD": "AddPad", "STRIDED_SLICE": "AddStridedSlice",

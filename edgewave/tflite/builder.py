@@ -51,6 +51,7 @@ _DTYPE_NAMES = {code: name for name, code in _DTYPES.items()}
 # Builtin options table of each op this project emits (None: the op has none).
 _OPTIONS = {
     "FULLY_CONNECTED": "FullyConnectedOptions",
+    "CONV_2D": "Conv2DOptions",
     "CONCATENATION": "ConcatenationOptions",
     "ADD": "AddOptions",
     "MUL": "MulOptions",
