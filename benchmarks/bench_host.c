@@ -2,7 +2,7 @@
  *
  *   bench_host IN.bin OUT.bin REPEATS [WINDOW]
  *
- * IN.bin holds raw ew_q_t input codes (host byte order).
+ * IN.bin holds raw ew_in_t input codes (host byte order); OUT.bin gets ew_q_t codes.
  *
  * WINDOW absent or 0 - streaming: every repeat calls ew_model_init once and then
  *   ew_model_step_q for every input; OUT.bin gets EW_OUTPUTS codes per input.
@@ -41,7 +41,8 @@ static double now_ns(clockid_t clock)
 int main(int argc, char **argv)
 {
     static ew_model_state state;
-    ew_q_t *in, *out, tmp[EW_OUTPUTS];
+    ew_in_t *in;
+    ew_q_t *out, tmp[EW_OUTPUTS];
     FILE *f;
     long bytes;
     size_t n, i, j, k, outputs, window = 0;
@@ -59,8 +60,8 @@ int main(int argc, char **argv)
     if (!(f = fopen(argv[1], "rb"))) return fail("cannot open input", argv[1]);
     if (fseek(f, 0, SEEK_END) != 0 || (bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
         return fail("cannot determine the size of", argv[1]);
-    if ((unsigned long)bytes % sizeof(ew_q_t) != 0) return fail("size is not a multiple of ew_q_t:", argv[1]);
-    n = (size_t)bytes / sizeof(ew_q_t);
+    if ((unsigned long)bytes % sizeof(ew_in_t) != 0) return fail("size is not a multiple of ew_in_t:", argv[1]);
+    n = (size_t)bytes / sizeof(ew_in_t);
     if (n == 0 || (window && n < window)) return fail("too few input samples in", argv[1]);
     in = malloc(n * sizeof *in);
     outputs = window ? n - window + 1 : n;

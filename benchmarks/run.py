@@ -380,7 +380,8 @@ class Workspace:
             ns = re.findall(r"EW_BENCH cpu_ns_per_output=([0-9.]+) wall_ns_per_output=([0-9.]+)", out)
             if len(ns) != repeats + 1:
                 raise BenchError(f"bench_host printed {len(ns)} timings, expected {repeats + 1}")
-            y = np.fromfile(tmp / "OUT.bin", dtype=codes.dtype.newbyteorder("<")).astype(codes.dtype)
+            out_dtype = np.dtype(m.prog.dtype)  # int8 models take int16 input codes (their 16-bit input stage)
+            y = np.fromfile(tmp / "OUT.bin", dtype=out_dtype.newbyteorder("<")).astype(out_dtype)
         n_out = len(codes) - window + 1 if window else len(codes)
         ns = ns[1:]  # the first repeat warms caches and branch predictors
         return (summarize([float(c) * 1e-9 for c, _ in ns], [float(w) * 1e-9 for _, w in ns], n_out),
