@@ -249,9 +249,9 @@ _RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)
 def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=None) -> tuple[np.ndarray, dict]:
     """Stream ``codes`` through an ELF from :func:`build_cortex_m` on its QEMU board.
 
-    Returns the outputs shaped (samples, EW_OUTPUTS) of ``out_dtype`` (the codes' unless given) and ``{"instructions", "samples",
-    "max_step"}``: the exact instructions of all ``ew_model_step_q`` calls and of the
-    longest one (QEMU counts instructions, not cycles).
+    Returns the outputs shaped (samples, EW_OUTPUTS) of ``out_dtype`` (the codes' unless given)
+    and ``{"instructions", "samples", "max_step"}``: the exact instructions of all
+    ``ew_model_step_q`` calls and of the longest one (QEMU counts instructions, not cycles).
     """
     t = _target(target)
     if t.machine is None:

@@ -110,9 +110,8 @@ class _Writer:
         int8 FULLY_CONNECTED requantizes in floating point, its CONV_2D with TFLM's integer
         multipliers, so both runtimes compute the same integers on any scales."""
         b, T = self.b, self.T
-        src, depth = op.inputs[0][0], op.weights.shape[1]
-        n_out = op.weights.shape[0]
-        x4 = self.temp(src, (1, 1, T, depth))
+        n_out, depth = op.weights.shape
+        x4 = self.temp(op.inputs[0][0], (1, 1, T, depth))
         b.op("RESHAPE", [x, self.const_i32(f"{x4.name}/shape", [1, 1, T, depth])], [x4], new_shape=[1, 1, T, depth])
         w4 = b.tensor(f"{op.output}/filter", (n_out, 1, 1, depth), np.int8, data=op.weights.reshape(n_out, 1, 1, depth),
                       **w_kwargs)

@@ -40,9 +40,6 @@ def load_input(model_path: str, data: str, channel: int | None):
     return graph, meta, norm, x
 
 
-INPUT_STAGES = ("int16", "int8")
-
-
 def build(graph, x_cal: np.ndarray, precision: str, input_stage: str = "int16"):
     """(float program, program at `precision`). int8 keeps its input stage at 16 bits unless
     `input_stage` is "int8" (program.widen_input_stage)."""
