@@ -189,6 +189,7 @@ def _json_default(o):
 def human_report(r: dict) -> str:
     lines = [
         f"edgewave convert report ({r['precision']})",
+        f"  input                  {r['input_dtype']} codes",
         f"  receptive field        {r['receptive_field']} samples",
         f"  prediction gain        float {r['float_gain_db']:.2f} dB, {r['precision']} {r['quant_gain_db']:.2f} dB "
         f"(loss {r['gain_loss_db']:.2f} dB)",
