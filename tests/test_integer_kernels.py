@@ -180,6 +180,18 @@ def calibrated_quant(rng, real: np.ndarray, dtype) -> QuantParams:
     return QuantParams(scale, int(np.clip(round(lo - bottom * rng.uniform(0.6, 1.4) / scale), lo, hi)))
 
 
+def random_fc(rng, dtype, rows, max_depth, max_out, bias_bound, bias_dtype, per_channel=True):
+    """A random fully-connected case: input and its quantization, weight scales (per channel or one),
+    weights, bias."""
+    depth, n_out = int(rng.integers(1, max_depth)), int(rng.integers(1, max_out))
+    x_q = random_act_quant(rng, dtype)
+    x = random_input(rng, [rows, depth], dtype)
+    w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out if per_channel else 1)).astype(np.float32)
+    w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
+    bias = rng.integers(-bias_bound, bias_bound, n_out).astype(bias_dtype)
+    return x, x_q, w, w_scales, bias
+
+
 def build(op, named_inputs, out_shape, out_dtype, out_q, extra=(), **options):
     """One-op model: activations ``named_inputs`` {name: (array, QuantParams)}, then
     ``extra`` constant-tensor factories, output ``y``."""
@@ -247,12 +259,8 @@ def test_fully_connected_int16_with_int32_bias_matches_tflm():
     16x8 models use int64 bias; this test only pins our kernel to TFLM."""
     rng = np.random.default_rng(7)
     for _ in range(20):
-        depth, n_out = int(rng.integers(1, 32)), int(rng.integers(1, 16))
-        x_q = random_act_quant(rng, "int16")
-        x = random_input(rng, [2, depth], "int16")
-        w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out)).astype(np.float32)
-        w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
-        bias = rng.integers(-(2**20), 2**20, n_out).astype(np.int32)
+        x, x_q, w, w_scales, bias = random_fc(rng, "int16", 2, 32, 16, 2**20, np.int32)
+        n_out = w.shape[0]
         real = dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T
         out_q = calibrated_quant(rng, real, "int16")
         expected = fully_connected(x, w, bias, x_q, w_scales, out_q)
@@ -520,12 +528,9 @@ def test_litert_fully_connected_requantizes_in_floating_point(dtype):
     rng = np.random.default_rng(8000 + DTYPES.index(dtype))
     differing = 0
     for case in range(40):
-        depth, n_out = int(rng.integers(1, 64)), int(rng.integers(1, 9))
-        x_q = random_act_quant(rng, dtype)
-        x = random_input(rng, [64, depth], dtype)
-        w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out if case % 2 else 1)).astype(np.float32)
-        w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
-        bias = rng.integers(-2000, 2000, n_out).astype(np.int32 if dtype == "int8" else np.int64)
+        x, x_q, w, w_scales, bias = random_fc(rng, dtype, 64, 64, 9, 2000, np.int32 if dtype == "int8" else np.int64,
+                                             per_channel=bool(case % 2))
+        n_out = w.shape[0]
         out_q = calibrated_quant(rng, dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T, dtype)
         model, inputs = _fc_model(x, x_q, w, w_scales, bias, out_q)
         tflm = run_tflm(model, [x])
@@ -607,12 +612,8 @@ def test_litert_equals_tflm_on_int8_fully_connected_as_conv():
     rng = np.random.default_rng(8200)
     tally = Tally(("FULLY_CONNECTED as CONV_2D", "int8"))
     for case in range(60):
-        depth, n_out = int(rng.integers(1, 64)), int(rng.integers(1, 9))
-        x_q = random_act_quant(rng, "int8")
-        x = random_input(rng, [64, depth], "int8")
-        w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out)).astype(np.float32)
-        w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
-        bias = rng.integers(-20000, 20000, n_out).astype(np.int32)
+        x, x_q, w, w_scales, bias = random_fc(rng, "int8", 64, 64, 9, 20000, np.int32)
+        n_out = w.shape[0]
         out_q = calibrated_quant(rng, dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T, "int8")
         activation = ("NONE", "RELU")[case % 2]
         expected = fully_connected(x, w, bias, x_q, w_scales, out_q, activation).reshape(1, 1, 64, n_out)
