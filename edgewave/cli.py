@@ -183,12 +183,13 @@ def _load_any(path: str):
                    "training split, accuracy its test split).")
 @click.option("--precision", type=click.Choice(["int16x8", "int8", "float32"]), default="int16x8", show_default=True,
               help="int16x8: 16-bit activations, 8-bit weights (near-float accuracy, fastest on Cortex-M DSP "
-                   "cores); int8: 8-bit activations (half the ring-state RAM, about 0.7 dB less gain on speech); "
+                   "cores); int8: 8-bit activations (half the ring-state RAM, some gain lost: see the README's "
+                   "precision table); "
                    "float32: no quantization.")
 @click.option("--int8-input", "input_stage", type=click.Choice(["int16", "int8"]), default="int16", show_default=True,
               help="int8 only. int16: the input sample, and linear layers computed from it alone, stay 16-bit "
                    "(int16x8 layers, then int8 throughout): raw audio needs more than 256 levels. int8: int8 from "
-                   "the input on, for int8-only pipelines (costs about 1.5 dB on the bundled speech).")
+                   "the input on, for int8-only pipelines (loses more gain than int16: see the README).")
 @click.option("--out", required=True, metavar="OUT_DIR", help="Directory for the .tflite models, manifest and report.")
 @click.option("--window", type=click.IntRange(1), default=1024, show_default=True,
               help="Time steps of model_full.tflite (whole-window inference for batch validation).")
@@ -347,65 +348,34 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, anomaly
 
 @main.command()
 @click.option("--out", default="runs/demo", show_default=True, metavar="DIR", help="Where every step writes.")
-@click.option("--precision", type=click.Choice(["int16x8", "int8"]), default="int16x8", show_default=True)
+@click.option("--precision", type=click.Choice(["int16x8", "int8"]), default="int16x8", show_default=True,
+              help="Precision to convert to.")
 @click.option("--samples", type=click.IntRange(1000), default=20000, show_default=True,
               help="How many samples (the end of the recording, holding the test split) to simulate.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data", metavar="PATH", help="Recording to train and simulate on (default: the bundled one).")
+@click.option("--spec", "spec_path", metavar="SPEC.toml", help="Model spec (default: `edgewave spec`).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for training.")
 @command
-def demo(out, precision, samples, seed):
-    """The whole pipeline on the bundled recording: train, convert, emit, build, simulate, results table."""
-    import time
-    from importlib import resources
-    from pathlib import Path
+def demo(out, precision, samples, data, spec_path, seed):
+    """The whole pipeline on one recording: train, convert, emit, build, simulate, results table.
 
-    from . import simulate as sim
-    from . import spec as spec_mod
-    from . import train as train_mod
-    from .convert.pipeline import convert as run_convert
-    from .emit.pipeline import emit as run_emit
+    Every integer backend (numpy engine, LiteRT, TFLite Micro, the emitted C on
+    this machine and on an emulated Cortex-M4) must compute the same numbers; if
+    any differs, the table is printed and the demo exits with status 2.
+    """
+    from . import demo as demo_mod
 
-    data = str(resources.files("edgewave").joinpath("data/speech16k.wav"))
-    out = Path(out)
-    t0 = time.monotonic()
-    click.echo(f"[1/4] train the default spec on {Path(data).name}", err=True)
-    model, graph, meta = train_mod.fit(spec_mod.default(), data, seed=seed)
-    train_mod.save(str(out / "model"), model, graph, meta)
-    click.echo(f"[2/4] convert to {precision}", err=True)
-    conv_report = run_convert(str(out / "model"), data, precision, str(out / precision))
-    click.echo("[3/4] emit C, build it for the host (and Cortex-M4 under QEMU when installed)", err=True)
-    emit_report = run_emit(str(out / precision), str(out / "c"), "speech", "cortex-m4")
-    click.echo("[4/4] simulate on every available backend", err=True)
-    conv = sim.Converted.load(str(out / precision))
-    try:
-        x = sim.load_data(conv, data)[-samples:]
-        names = [b for b in ("keras", "float", "int", "litert", "tflm", "c", "qemu-m4") if sim.have(b)]
-        results = {b: sim.run_backend(b, conv, x, sim.progress_printer(b, len(x), False)) for b in names}
-    finally:
-        sim.cleanup(conv)
-    float_pred = sim.predictions(conv, results["float"])
-    m = meta["metrics"]
+    result = demo_mod.run(out, precision, samples, seed, data=data, spec_path=spec_path,
+                          say=lambda line: click.echo(line, err=True))
     click.echo("")
-    click.echo(f"model: receptive field {graph.receptive_field}, {emit_report['macs_per_sample']} MACs/sample; "
-               f"held-out gain {m['prediction_gain_db']:.2f} dB vs LPC-32 {m['lpc32_gain_db']:.2f} dB "
-               f"(trained in {meta['training']['seconds']:.0f} s)")
-    click.echo(f"{precision}: gain {conv_report['quant_gain_db']:.2f} dB vs float {conv_report['float_gain_db']:.2f} dB")
-    click.echo(f"C: RAM {emit_report['ram_bytes']} B vs TFLite Micro {emit_report['tflm_ram_bytes']} B"
-               + (f", flash {emit_report['flash_bytes']} B" if "flash_bytes" in emit_report else ""))
+    for line in result.summary:
+        click.echo(line)
     click.echo("")
-    header = f"{'backend':<9}{'gain dB':>9}{'SNR vs float':>14}{'max LSB vs int':>16}{'cost per sample':>20}"
-    click.echo(header)
-    click.echo("-" * len(header))
-    for name, res in results.items():
-        r = sim.compare(conv, res, [results["int"]] if name not in ("keras", "float") else [], x, float_pred)
-        lsb = r["max_lsb_diff"].get("int")
-        cost = (f"{r['instructions_per_sample']:.0f} instr" if "instructions_per_sample" in r
-                else f"{r['us_per_sample']:.1f} us")
-        snr = r.get("snr_vs_float_db", float("nan"))
-        click.echo(f"{name:<9}{r['prediction_gain_db']:>9.2f}{snr:>14.1f}{'-' if lsb is None else f'{lsb:g}':>16}"
-                   f"{cost:>20}")
-    click.echo(f"\nEvery integer backend must show 0 LSB against the numpy engine (LiteRT too: edgewave picks "
-               f"scales on which its kernels and TFLite Micro's round alike).  Total {time.monotonic() - t0:.0f} s; "
-               f"outputs in {out}/")
+    for line in demo_mod.table(result):
+        click.echo(line)
+    demo_mod.check(result)
+    click.echo(f"\nEvery integer backend equals the numpy engine (0 LSB). Total {result.seconds:.0f} s; "
+               f"outputs in {result.out}/")
 
 
 @main.command("spec")

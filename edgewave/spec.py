@@ -20,7 +20,10 @@ channels is appended by edgewave, so switching heads is one line.
 from __future__ import annotations
 
 import copy
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
