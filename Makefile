@@ -24,8 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -rs --hypothesis-show-statistics -p no:cacheprovider
 
+## Measurements into benchmarks/results.json and RESULTS.md; the README's figures are rendered from them.
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/readme.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache

@@ -1,0 +1,178 @@
+"""The README's measured figures, rendered from benchmarks/results.json.
+
+Every measured number in README.md stands between `<!-- results: NAME -->` and
+`<!-- /results -->`, and is written there by this script from the results file that
+`make bench` wrote; `make bench` runs it last. `tests/test_readme_figures.py` checks
+that the README equals this rendering and that no measured figure stands outside it.
+
+    python benchmarks/readme.py            # rewrite README.md from results.json
+    python benchmarks/readme.py --check    # exit 1 if README.md is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results.json"
+
+SECTION = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+
+
+def n(v, digits=0) -> str:
+    """Thousands with a thin space, as the README writes them."""
+    s = f"{v:,.{digits}f}"
+    return s.replace(",", " ")
+
+
+def row(t4, model, precision, target, path="DSP (SMLAD)"):
+    for r in t4["rows"]:
+        if (r["model"], r["precision"], r["target"]) == (model, precision, target) and (
+                target == "cortex-m0plus" or r["path"] == path):
+            return r
+    raise KeyError(f"table 4 has no row {model} {precision} {target} {path}")
+
+
+def t5row(t5, model, precision):
+    return next(r for r in t5["rows"] if (r["model"], r["precision"]) == (model, precision))
+
+
+def t3row(t3, precision, backend_prefix):
+    return next(r for r in t3["rows"] if r["precision"] == precision and r["backend"].startswith(backend_prefix))
+
+
+def headline(res) -> str:
+    t = res["tables"]
+    tr, cv, t4 = t["6"]["train"], t["6"]["convert"], t["4"]
+    m4 = row(t4, "default", "int16x8", "cortex-m4")
+    lsb = max(max(cv[p]["engine_vs_tflm_max_lsb"], cv[p]["litert_ref_vs_tflm_max_lsb"]) for p in cv)
+    return "\n".join([
+        f"Measured by `make bench` ({res['date'][:10]}, {res['machine']['cores']} cores) on the bundled recording "
+        f"with the default spec, seed {tr['training']['seed']} — the same steps `make demo` runs:",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| receptive field, MACs per sample as run | {tr['receptive_field']}, {n(m4['macs'])} |",
+        f"| training | {tr['training']['seconds']:.0f} s, {tr['training']['epochs_run']} of "
+        f"{tr['training']['epochs']} epochs |",
+        f"| held-out prediction gain, float | {tr['prediction_gain_db']:.2f} dB (LPC-32 {tr['lpc32_gain_db']:.2f} dB, "
+        f"previous sample {t['6']['previous_sample_gain_db']:.2f} dB) |",
+        f"| int16x8 / int8 | {cv['int16x8']['quant_gain_db']:.2f} / {cv['int8']['quant_gain_db']:.2f} dB |",
+        f"| numpy engine vs TFLite Micro vs LiteRT (BUILTIN_REF), {n(cv['int16x8']['checked_samples'])} samples "
+        f"| max {lsb:g} LSB |",
+        f"| Cortex-M4 (QEMU, exact count), int16x8 | {n(m4['per_sample'])} instructions per sample: real time at "
+        f"16 kHz from {m4['per_sample'] * 16000 / 1e6:.0f} MHz at one instruction per cycle |",
+        "",
+    ])
+
+
+def precision(res) -> str:
+    cv = res["tables"]["6"]["convert"]
+    f = cv["int16x8"]["float_gain_db"]
+    lines = ["| `--precision` | activations / weights | accuracy (default model, bundled speech, held-out split) |",
+             "|---|---|---|",
+             f"| `int16x8` (default) | int16 / int8 per channel, int64 bias | {cv['int16x8']['quant_gain_db']:.2f} dB "
+             f"vs float {f:.2f} dB: loses {f - cv['int16x8']['quant_gain_db']:.2f} dB |",
+             f"| `int8` | int8 / int8 per channel; the input stage stays 16-bit (below) | "
+             f"{cv['int8']['quant_gain_db']:.2f} dB: loses {f - cv['int8']['quant_gain_db']:.2f} dB, with half the ring "
+             f"state of int16x8 |"]
+    plain = cv.get("int8-input-int8")
+    lines.append("| `int8 --int8-input int8` | int8 from the input on (int8 in, int8 out) | "
+                 + (f"{plain['quant_gain_db']:.2f} dB: loses {f - plain['quant_gain_db']:.2f} dB |" if plain
+                    else "loses more than `int8` (not yet measured by `make bench`) |"))
+    lines += ["| `float32` | float / float | the float model |",
+              "",
+              f"LPC-32 reaches {res['tables']['6']['train']['lpc32_gain_db']:.2f} dB on the same split.",
+              ""]
+    return "\n".join(lines)
+
+
+def speed(res) -> str:
+    t = res["tables"]
+    t3, t4, t5 = t["3"], t["4"], t["5"]
+
+    def m(precision, target):
+        return row(t4, "default", precision, target)
+
+    def cell(precision, target):
+        r = m(precision, target)
+        return f"{n(r['per_sample'])}"
+
+    r16, r8 = t5row(t5, "default", "int16x8"), t5row(t5, "default", "int8")
+    inv, loop = t3["c_vs_litert_invoke_only_speedup"], t3["c_vs_litert_speedup_by_precision"]
+    c16, c8 = t3row(t3, "int16x8", "generated C"), t3row(t3, "int8", "generated C")
+    return "\n".join([
+        "| | int16x8 | int8 |",
+        "|---|---|---|",
+        f"| Cortex-M4 (QEMU, exact instruction counts), DSP path | {cell('int16x8', 'cortex-m4')} instructions/sample "
+        f"({m('int16x8', 'cortex-m4')['per_mac']:.2f}/MAC) | {cell('int8', 'cortex-m4')} "
+        f"({m('int8', 'cortex-m4')['per_mac']:.2f}/MAC) |",
+        f"| Cortex-M7 / M33 | {cell('int16x8', 'cortex-m7')} / {cell('int16x8', 'cortex-m33')} | "
+        f"{cell('int8', 'cortex-m7')} / {cell('int8', 'cortex-m33')} |",
+        f"| Cortex-M0 (portable C, QEMU's `microbit` board: an nRF51 Cortex-M0, ARMv6-M like the M0+) | "
+        f"{cell('int16x8', 'cortex-m0plus')} | {cell('int8', 'cortex-m0plus')} |",
+        f"| RAM: state + scratch vs TFLite Micro (arena measured by the tflite-micro wheel on this 64-bit host, plus "
+        f"the ring state it keeps outside) | {n(r16['c_state_ram'])} B vs {n(r16['tflm_ram'])} B "
+        f"({r16['ram_vs_tflm']:.2f}) | {n(r8['c_state_ram'])} B vs {n(r8['tflm_ram'])} B ({r8['ram_vs_tflm']:.2f}) |",
+        f"| flash (text + rodata, M4) vs `.tflite` | {n(r16['c_flash'])} B vs {n(r16['tflite'])} B | "
+        f"{n(r8['c_flash'])} B vs {n(r8['tflite'])} B |",
+        f"| host (x86-64, gcc -O2): one step | {c16['t']['median_s'] * 1e6:.2f} µs | {c8['t']['median_s'] * 1e6:.2f} µs |",
+        f"| host: LiteRT `invoke()` alone (default resolver, 1 thread) / the C step | {inv['int16x8']:.1f}× | "
+        f"{inv['int8']:.1f}× |",
+        f"| host: LiteRT stepped from a Python loop (tensor copies included) / the C step | {loop['int16x8']:.1f}× | "
+        f"{loop['int8']:.1f}× |",
+        "",
+    ])
+
+
+def bundled(res) -> str:
+    tr = res["tables"]["6"]["train"]
+    rec = res["recording"]
+    return (f"The default spec trains on it ({n(rec['samples'])} samples at {rec['sample_rate']} Hz) in "
+            f"{tr['training']['seconds']:.0f} s on {res['machine']['cores']} cores (`make bench`, seed "
+            f"{tr['training']['seed']}, early stopping after {tr['training']['epochs_run']} of "
+            f"{tr['training']['epochs']} epochs) to {tr['prediction_gain_db']:.2f} dB held-out prediction gain; "
+            f"LPC-32 on the same split reaches {tr['lpc32_gain_db']:.2f} dB.\n")
+
+
+RENDER = {"headline": headline, "precision": precision, "speed": speed, "bundled": bundled}
+
+
+def render(text: str, res: dict) -> str:
+    def one(mt):
+        name = mt.group("name")
+        if name not in RENDER:
+            raise KeyError(f"README section {name!r} has no renderer in benchmarks/readme.py")
+        return mt.group(1) + RENDER[name](res) + mt.group(4)
+
+    return SECTION.sub(one, text)
+
+
+def sections(text: str) -> list[str]:
+    return [m.group("name") for m in SECTION.finditer(text)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="only check; exit 1 if README.md is stale")
+    args = ap.parse_args(argv)
+    res = json.loads(RESULTS.read_text())
+    old = README.read_text()
+    new = render(old, res)
+    if args.check:
+        if new != old:
+            print("README.md is stale: run python benchmarks/readme.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    print(f"README.md: {len(sections(new))} sections from {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
