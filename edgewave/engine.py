@@ -5,6 +5,19 @@ output is what TensorFlow Lite Micro (and the generated C) must produce. The
 two modes share every op; they differ only in where taps come from: a ring
 buffer (streaming) or the same tensor shifted in time with zero-point padding
 (whole sequence, what `model_full.tflite` computes).
+
+`step` is the reference: one sample through every op, as the device runs it.
+The whole-sequence mode (`run`, `run_sequence`) runs the program op by op over
+blocks of `chunk` samples: an op's tap at delay d reads its input shifted by d
+samples, the last d values of the previous block (at the start, the rings'
+initial zero points) in front. It computes the same integers as `step` with
+faster forms of the same kernels, equal by construction: every elementwise
+integer op is a table of the kernel over all its inputs (256 or 65 536 codes;
+int8 ADD and MUL over all 65 536 pairs), and FULLY_CONNECTED takes its int64
+accumulators from an exact float64 matrix product before the kernel's own
+requantization. Blocks bound the memory for long signals; where they end does
+not change a result, and `run` leaves the rings exactly as `step` would have,
+so a stream can go on sample by sample (generation, concealment) or by blocks.
 """
 
 from __future__ import annotations
@@ -13,6 +26,8 @@ import numpy as np
 
 from . import integer as K
 from .convert.program import Program
+
+CHUNK = 4096  # samples per block of the whole-sequence mode
 
 
 class Ring:
@@ -32,6 +47,15 @@ class Ring:
     def push(self, v: np.ndarray) -> None:
         self.buf[self.head] = v
         self.head = (self.head + 1) % len(self.buf)
+
+    def history(self) -> np.ndarray:
+        """The ring's contents oldest first: row -k is the value pushed k steps ago."""
+        return np.roll(self.buf, -self.head, axis=0)
+
+    def advance(self, history: np.ndarray, steps: int) -> None:
+        """The state after `steps` more pushes whose last `length` values, oldest first, are `history`."""
+        self.head = (self.head + steps) % len(self.buf)
+        self.buf[...] = np.roll(history, self.head, axis=0)
 
 
 def _float_op(op, xs):
@@ -88,12 +112,68 @@ def _int_op(prog: Program, op, xs):
     raise AssertionError(op.kind)
 
 
-class Engine:
-    """Runs a program one sample at a time (`step`) or over a whole sequence (`run_sequence`)."""
+# -- whole-sequence forms of the integer ops ------------------------------------------
 
-    def __init__(self, program: Program):
+def _all_codes(dtype) -> np.ndarray:
+    """Every value of an int8/int16 type, in the order of its unsigned view (so the unsigned
+    view of a code indexes a table built from this)."""
+    unsigned = np.uint8 if np.dtype(dtype) == np.int8 else np.uint16
+    return np.arange(np.iinfo(unsigned).max + 1, dtype=unsigned).view(dtype)
+
+
+def _unsigned(x: np.ndarray) -> np.ndarray:
+    return x.view(np.uint8 if x.dtype == np.int8 else np.uint16)
+
+
+def _sequence_int_op(prog: Program, op):
+    """A function from this op's taps over a block ([m, C] each) to its output [m, C_out], equal
+    to `_int_op` row by row."""
+    in_dtype = np.dtype(prog.dtype_of(op.inputs[0][0]))
+    out_dtype = np.dtype(prog.dtype_of(op.output))
+    if op.kind == "fc":
+        qin = prog.tensors[op.inputs[0][0]].q
+        p = K.fc_params(qin, op.weight_scales, prog.tensors[op.output].q, op.activation, in_dtype)
+        w_t = np.ascontiguousarray(op.weights.astype(np.float64).T)
+        zp_in = p.zp_in if in_dtype == np.int8 else 0  # int16x8 ignores the zero point (0 anyway)
+        bias = op.bias
+
+        def fc(xs):
+            x = np.empty((len(xs[0]), w_t.shape[0]), np.float64)
+            col = 0
+            for v in xs:
+                x[:, col:col + v.shape[1]] = v
+                col += v.shape[1]
+            return K.fc_requantize(K.fc_dot_exact(x, w_t, zp_in), bias, p, in_dtype)
+        return fc
+    if op.kind in ("tanh", "logistic", "relu", "requant"):
+        table = np.asarray(_int_op(prog, op, [_all_codes(in_dtype)]), out_dtype)
+        return lambda xs: table[_unsigned(xs[0])]
+    if op.kind in ("add", "mul") and in_dtype == np.int8:
+        codes = _all_codes(np.int8)
+        a, b = np.repeat(codes, 256), np.tile(codes, 256)  # pair (a, b) at index 256·u(a) + u(b)
+        table = np.asarray(_int_op(prog, op, [a, b]), out_dtype)
+
+        def pairs(xs):
+            return table[(_unsigned(xs[0]).astype(np.intp) << 8) | _unsigned(xs[1])]
+        return pairs
+    if op.kind in ("add", "mul"):
+        qa, qb, qout = (prog.tensors[n].q for n in (op.inputs[0][0], op.inputs[1][0], op.output))
+        if op.kind == "add":
+            p = K.add_params(qa, qb, qout, in_dtype)
+            return lambda xs: K.add_eval(xs[0], xs[1], p)
+        p = K.mul_params(qa, qb, qout, in_dtype)
+        return lambda xs: K.mul_eval(xs[0], xs[1], p)
+    return lambda xs: _int_op(prog, op, xs)
+
+
+class Engine:
+    """Runs a program one sample at a time (`step`) or over a whole sequence (`run`, `run_sequence`)."""
+
+    def __init__(self, program: Program, chunk: int = CHUNK):
         self.prog = program
+        self.chunk = chunk
         self._op = (lambda op, xs: _int_op(program, op, xs)) if program.quantized else _float_op
+        self._seq_ops = None
         self.reset()
 
     def reset(self, samples_seen: int = 0) -> None:
@@ -121,19 +201,59 @@ class Engine:
         return np.stack([self.step(x) for x in xs])
 
     # -- whole sequence -------------------------------------------------------------
-    def run_sequence(self, xs: np.ndarray, keep: bool = False):
-        """All time steps at once, from the initial (zero) state. keep=True also returns every tensor."""
+    def run(self, xs: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        """`stream(xs)` computed as a whole sequence: the outputs of len(xs) more steps from the
+        current state, which it leaves exactly as those steps would (stepping can go on)."""
+        history = {name: ring.history() for name, ring in self.rings.items()}
+        out, _ = self._blocks(xs, history, chunk, keep=False)
+        for name, ring in self.rings.items():
+            ring.advance(history[name], len(out))
+        return out
+
+    def run_sequence(self, xs: np.ndarray, keep: bool = False, chunk: int | None = None):
+        """All time steps at once, from the initial (zero) state; the engine's own stream state is
+        left alone. keep=True also returns every tensor over the whole sequence."""
         p = self.prog
-        values = {p.input: np.asarray(xs, p.input_dtype).reshape(-1, 1)}
-        n = len(values[p.input])
-        for op in p.ops:
-            xs_ = [values[name] if d == 0 else _delayed(values[name], d, p.zero_code(name)) for name, d in op.inputs]
-            values[op.output] = np.asarray(self._op(op, xs_), p.dtype_of(op.output)).reshape(n, -1)
-        return (values[p.output], values) if keep else values[p.output]
+        history = {name: np.full((length, p.tensors[name].channels), p.zero_code(name), p.dtype_of(name))
+                   for name, length in p.ring_lengths().items()}
+        out, values = self._blocks(xs, history, chunk, keep)
+        return (out, values) if keep else out
 
+    def _blocks(self, xs, history: dict, chunk: int | None, keep: bool):
+        """Runs blocks of `chunk` samples; `history` (tensor -> its last ring-length values, oldest
+        first) is updated in place to the state after the last sample."""
+        p = self.prog
+        if self._seq_ops is None:
+            self._seq_ops = [(lambda xs, op=op: _float_op(op, xs)) for op in p.ops] if not p.quantized else \
+                [_sequence_int_op(p, op) for op in p.ops]
+        lengths = p.ring_lengths()
+        xs = np.asarray(xs, p.input_dtype).reshape(-1)
+        chunk = max(int(chunk or self.chunk), 1)
+        outs, kept = [], {}
+        for start in range(0, len(xs), chunk):
+            block = xs[start:start + chunk].reshape(-1, 1)
+            m = len(block)
+            padded: dict[str, np.ndarray] = {}  # tensor -> its history then this block
+            values = {}
 
-def _delayed(x: np.ndarray, d: int, fill) -> np.ndarray:
-    out = np.full_like(x, fill)
-    if d < len(x):
-        out[d:] = x[:len(x) - d]
-    return out
+            def store(name, v):
+                v = np.asarray(v, p.dtype_of(name)).reshape(m, -1)
+                if name in lengths:
+                    padded[name] = np.concatenate([history[name], v])
+                    v = padded[name][lengths[name]:]
+                values[name] = v
+
+            store(p.input, block)
+            for op, fn in zip(p.ops, self._seq_ops):
+                taps = [values[n] if d == 0 else padded[n][lengths[n] - d:lengths[n] - d + m] for n, d in op.inputs]
+                store(op.output, fn(taps))
+            for name, length in lengths.items():
+                history[name] = padded[name][-length:].copy()
+            outs.append(values[p.output])
+            if keep:
+                for name, v in values.items():
+                    kept.setdefault(name, []).append(v)
+        if not outs:
+            empty = {name: np.zeros((0, t.channels), p.dtype_of(name)) for name, t in p.tensors.items()}
+            return empty[p.output], empty
+        return np.concatenate(outs), {name: np.concatenate(v) for name, v in kept.items()}

@@ -29,17 +29,17 @@ class Runner:
 
 
 class EngineRunner(Runner):
-    """The numpy engine, streaming sample by sample through its ring buffers."""
+    """The numpy engine: `run` computes a whole signal at once (`Engine.run`, equal to stepping it),
+    `stepper` steps through the ring buffers one sample at a time."""
 
-    def __init__(self, prog: Program, sequence: bool = False):
+    def __init__(self, prog: Program):
         self.engine = Engine(prog)
-        self.sequence = sequence
         self.quantized = prog.quantized
-        self.name = ("int" if prog.quantized else "float") + ("-sequence" if sequence else "")
+        self.name = "int" if prog.quantized else "float"
 
     def run(self, x):
         self.engine.reset()
-        return self.engine.run_sequence(x) if self.sequence else self.engine.stream(x)
+        return self.engine.run(x)
 
     def stepper(self):
         self.engine.reset()

@@ -14,7 +14,7 @@ from .. import __version__, modeldir, signals
 from ..errors import UserError
 from ..metrics import prediction_gain_db
 from ..runners import EngineRunner, LiteRTStream, TFLMStream, run_full
-from ..tflite import read_model
+from ..tflite import check_model_bytes, read_model
 from ..train import to_value
 from . import calibrate, export, program
 
@@ -97,8 +97,8 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
     # Accuracy on the held-out test split: float engine vs this precision (numpy engine, whole sequence).
     x_test = x[test_split]
     target = x_test[rf:]
-    f_out = EngineRunner(fprog, sequence=True).run(x_test)
-    q_out = dequantize_output(prog, EngineRunner(prog, sequence=True).run(quantize_input(prog, x_test)))
+    f_out = EngineRunner(fprog).run(x_test)
+    q_out = dequantize_output(prog, EngineRunner(prog).run(quantize_input(prog, x_test)))
     float_gain = prediction_gain_db(target, to_value(graph, f_out)[rf - 1:-1])
     quant_gain = prediction_gain_db(target, to_value(graph, q_out)[rf - 1:-1])
 
@@ -106,7 +106,7 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
     seg = x[-min(check_samples, n):]
     seg_in = quantize_input(prog, seg)
     _log(quiet, f"checking {len(seg)} samples: numpy engine, TFLite Micro and LiteRT (streaming and full window)")
-    engine_out = EngineRunner(prog, sequence=True).run(seg_in)
+    engine_out = EngineRunner(prog).run(seg_in)
     tflm_out = TFLMStream(prog, stream).run(seg_in)
     litert_out = LiteRTStream(prog, stream).run(seg_in)
     litert_full = run_full(export.full_model(prog, len(seg)), seg_in, prog.input_dtype, "litert")
@@ -229,5 +229,64 @@ def load(out_dir: str | Path):
         blobs[name] = f.read_bytes()
         if hashlib.sha256(blobs[name]).hexdigest() != digest:
             raise UserError(f"{f} does not match its checksum in {MANIFEST} (edited by hand?); run convert again")
-    arrays = np.load(io.BytesIO(blobs["program.npz"]))
-    return manifest, program.from_files(manifest["program"], arrays), blobs["model_stream.tflite"]
+    for name in ("program.npz", "model_stream.tflite"):
+        if name not in blobs:
+            raise UserError(f"{path} lists no {name}; run `edgewave convert` again")
+    check_model_bytes(blobs["model_stream.tflite"])  # damaged flatbuffers never reach TFLM / LiteRT
+    prog = _program(manifest, blobs["program.npz"], path)
+    norm, rate = manifest.get("normalization"), manifest.get("sample_rate")
+    if manifest.get("receptive_field") != prog.receptive_field() or not isinstance(norm, dict) \
+            or not all(type(norm.get(k)) in (int, float) and np.isfinite(norm[k]) for k in ("offset", "scale")) \
+            or not norm["scale"] or not (rate is None or (type(rate) is int and rate > 0)):
+        raise UserError(f"{path} holds a malformed receptive_field, normalization or sample_rate; "
+                        "run `edgewave convert` again")
+    return manifest, prog, blobs["model_stream.tflite"]
+
+
+def _program(manifest: dict, npz: bytes, path: Path):
+    """The program from the manifest and program.npz; anything missing or malformed is a UserError."""
+    try:
+        with np.load(io.BytesIO(npz)) as arrays:
+            prog = program.from_files(manifest["program"], arrays)
+        # what every consumer relies on: a known precision, ops reading only the input and earlier outputs
+        prog.dtype  # noqa: B018 (KeyError for an unknown precision)
+        for t in prog.tensors.values():
+            if type(t.channels) is not int or t.channels < 1 or (t.q is None) == prog.quantized:
+                raise ValueError(f"tensor {t.name!r}: {t.channels!r} channels, quantization {t.q}")
+        if prog.head not in ("regression", "mulaw") or type(prog.mulaw_bits) is not int:
+            raise ValueError(f"head {prog.head!r}, mulaw_bits {prog.mulaw_bits!r}")
+        known = {prog.input} & set(prog.tensors)
+        for op in prog.ops:
+            if op.kind not in OP_KINDS or op.output not in prog.tensors or not op.inputs \
+                    or any(n not in known or type(d) is not int or d < 0 for n, d in op.inputs):
+                raise ValueError(f"op {op.kind!r} -> {op.output!r} reads a tensor not computed before it")
+            if op.kind == "fc":
+                _check_fc_arrays(prog, op)
+            known.add(op.output)
+        if prog.output not in known:
+            raise ValueError(f"output {prog.output!r} is not computed")
+        prog.receptive_field(), prog.state_bytes()
+    except Exception as exc:  # KeyError, TypeError, ValueError, BadZipFile, zlib.error, ... on damage
+        raise UserError(f"{path} and program.npz do not hold a valid program ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}); run `edgewave convert` again") from None
+    return prog
+
+
+OP_KINDS = ("fc", "tanh", "logistic", "relu", "requant", "add", "mul", "concat", "avgpool", "maxpool")
+
+
+def _check_fc_arrays(prog, op) -> None:
+    """A fully-connected op's arrays in program.npz: the shapes and dtypes program.quantize writes."""
+    n_out, depth = prog.tensors[op.output].channels, sum(prog.tensors[n].channels for n, _ in op.inputs)
+    want = {"weights": ((n_out, depth), np.int8 if prog.quantized else np.float32)}
+    if prog.quantized:
+        wide = prog.precision == "int16x8" or prog.tensors[op.inputs[0][0]].wide
+        want["weight_scales"] = ((n_out,), np.float32)
+        want["bias"] = ((n_out,), np.int64 if wide else np.int32)
+    elif op.bias is not None:
+        want["bias"] = ((n_out,), np.float32)
+    for name, (shape, dtype) in want.items():
+        a = getattr(op, name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            got = "missing" if a is None else f"{a.dtype}{list(a.shape)}"
+            raise ValueError(f"{op.output!r}: {name} is {got}, not {np.dtype(dtype)}{list(shape)}")

@@ -162,6 +162,46 @@ def fc_eval(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, p: FCPa
     return np.clip(out, p.act_min, p.act_max).astype(x.dtype).reshape(*x.shape[:-1], n_out)
 
 
+def fc_dot_exact(x: np.ndarray, weights_t: np.ndarray, zp_in: int = 0) -> np.ndarray:
+    """``Σ w·(x - zp_in)`` for integer ``x [M, K]`` and int8 weights given transposed as float64
+    ``weights_t [K, N]``: the int64 accumulators of FULLY_CONNECTED, by BLAS in float64.
+
+    Exact: every product is below 2**23 in magnitude (|x| <= 32768, |w| <= 127), so every partial
+    sum in any order is an integer below 2**53 for K < 2**30 (checked), and float64 adds such
+    integers without rounding. The zero point is taken off afterwards as ``zp_in · Σ w`` per
+    output channel, in int64."""
+    depth = weights_t.shape[0]
+    if depth >= 1 << 30:
+        raise ValueError(f"depth {depth} is too large for an exact float64 accumulation")
+    acc = np.matmul(np.asarray(x, np.float64), weights_t).astype(np.int64)
+    if zp_in:
+        acc -= zp_in * weights_t.sum(axis=0).astype(np.int64)
+    return acc
+
+
+def fc_requantize(acc: np.ndarray, bias: np.ndarray | None, p: FCParams, in_dtype) -> np.ndarray:
+    """The rest of ``fc_eval`` after the dot products: int64 accumulators ``acc [..., N]``
+    (``Σ w·(x - zp_in)``, unwrapped) + bias, requantized and clamped exactly as ``fc_eval``
+    does for an input of ``in_dtype`` (the output has that dtype)."""
+    n_out = acc.shape[-1]
+    mult, shift = (np.array(v, np.int64) for v in p.per_channel(n_out))
+    in_dtype = np.dtype(in_dtype)
+    if bias is not None:
+        acc = acc + np.asarray(bias, np.int64)
+    if in_dtype == np.int8:
+        out = fp.multiply_by_quantized_multiplier(fp.wrap_int32(acc), mult, shift) + p.zp_out
+    elif in_dtype == np.int16:
+        if bias is not None and np.asarray(bias).dtype == np.int32:
+            out = fp.multiply_by_quantized_multiplier(fp.wrap_int32(acc), mult, shift)
+        else:
+            if shift.max(initial=0) > 14:
+                raise ValueError(f"int16x8 FULLY_CONNECTED needs shifts <= 14 (TFLM expects < 8), got {int(shift.max())}")
+            out = fp.multiply_by_quantized_multiplier_int64(acc, mult, shift)
+    else:
+        _limits(in_dtype)
+    return np.clip(out, p.act_min, p.act_max).astype(in_dtype)
+
+
 def fully_connected(
     x: np.ndarray,
     weights: np.ndarray,
