@@ -79,6 +79,10 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str) -> tuple[dic
             "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(ctx),
             "README.md": env.get_template("README.md.j2").render(ctx),
         })
+        for core, t in ctools.TARGETS.items():
+            if t.cpu_flags:
+                files[f"cmake/arm-none-eabi-{core}.cmake"] = env.get_template("arm-none-eabi.cmake.j2").render(
+                    ctx, core=core, cpu_flags=" ".join(t.cpu_flags))
     for src, dst in rt:
         files[dst] = src.read_text()
     numbers = {"ram_bytes": ram, "min_state_bytes": prog.state_bytes(), "tflm_arena_bytes": arena,
