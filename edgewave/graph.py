@@ -14,7 +14,7 @@ demanding consumer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -178,9 +178,6 @@ class Graph:
         nodes = [Node(**{**n, "inputs": tuple(n["inputs"])}) for n in d["nodes"]]
         return cls(nodes=nodes, output=d["output"], head=d.get("head", "regression"),
                    mulaw_bits=int(d.get("mulaw_bits", 8)))
-
-    def without_weights(self) -> "Graph":
-        return replace(self, weights={})
 
 
 def describe(graph: Graph) -> list[dict]:

@@ -37,7 +37,6 @@ def specs(draw, max_dilation: int = 64, max_channels: int = 8, max_layers: int =
             layers.append({"type": kind, "layers": inner, "dilations": draw(st.lists(st.integers(1, 4), min_size=1,
                                                                                        max_size=2))})
     skip_at = draw(st.sets(st.integers(0, len(layers) - 1), max_size=2))
-    widths = set()
     for i in sorted(skip_at):
         if layers[i]["type"] == "residual":
             layers[i]["skip"] = True
@@ -47,9 +46,7 @@ def specs(draw, max_dilation: int = 64, max_channels: int = 8, max_layers: int =
         for l in layers:
             if l.get("skip"):
                 last = l["layers"][-1]
-                last.pop("kind", None)
                 l["layers"][-1] = {"type": "dense", "units": w, "activation": last.get("activation", "linear")}
-                widths.add(w)
         layers.append({"type": "skips", "activation": draw(ACTS), "combine": draw(st.sampled_from(["sum", "concat"]))})
     head = draw(st.sampled_from(list(heads)))
     return {"head": head, "mulaw_bits": 4, "layers": layers}

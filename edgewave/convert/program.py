@@ -44,10 +44,6 @@ class Op:
     weight_scales: np.ndarray | None = None  # fc, quantized: per output channel
     bias: np.ndarray | None = None           # fc: float32, int32 (int8) or int64 (int16x8)
 
-    @property
-    def tap_count(self) -> int:
-        return len(self.inputs)
-
 
 @dataclass
 class Program:
@@ -317,17 +313,6 @@ def fixed_quant(kind: str, precision: str) -> QuantParams:
 
 MIN_SCALE = 1e-6  # TFLM's TANH/LOGISTIC Prepare needs input_scale * 2**27 > 1 (int8); a floor keeps silent
                   # (all-zero) calibration tensors inside what every kernel accepts
-
-
-def quant_from_range(lo: float, hi: float, precision: str) -> QuantParams:
-    """Affine int8 (zero point anywhere) or symmetric int16 (zero point 0, as TFLM's int16 kernels need),
-    with the plain scale of the range (``quantize`` rounds scales onto its grids instead)."""
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if precision == "int16x8":
-        return QuantParams(max(max(-lo, hi) / 32767.0, MIN_SCALE), 0)
-    scale = max((hi - lo) / 255.0, MIN_SCALE)
-    zp = int(np.clip(np.round(-128 - lo / scale), -128, 127))
-    return QuantParams(scale, zp)
 
 
 # -- parameters LiteRT and TFLM turn into the same integers -----------------------------
