@@ -226,12 +226,16 @@ def convert(model, data, precision, input_stage, out, window, channel, check_sam
               help="C identifier prefix of the API (NAME_init, NAME_step_q, NAME_state).")
 @click.option("--target", type=click.Choice(["portable", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m0plus"]),
               default="portable", show_default=True,
-              help="Core to build and measure for (the C itself is portable; cores with DSP use SMLAD paths).")
+              help="Core the files are for: its CMake toolchain file and build line go in C_DIR, and the "
+                   "code is also built, run and counted on it (flash size and --flash-budget too). "
+                   "portable: a toolchain file for every core, measured on the host and Cortex-M4. "
+                   "The C is the same for every core; cores with DSP take SMLAD paths at compile time.")
 @click.option("--no-measure", is_flag=True, help="Only write the files: skip the host/QEMU build, check and count.")
 @click.option("--ram-budget", type=click.IntRange(1), metavar="BYTES",
               help="Fail (and write nothing) if the model's RAM exceeds this.")
 @click.option("--flash-budget", type=click.IntRange(1), metavar="BYTES",
-              help="Fail (and write nothing) if the model's flash on Cortex-M4 exceeds this.")
+              help="Fail (and write nothing) if the model's flash on the --target core (Cortex-M4 for "
+                   "portable) exceeds this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
 @command
 def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, as_json):
@@ -256,7 +260,8 @@ def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, a
     click.echo(f"  RAM {report['ram_bytes']} B (ring history {report['min_state_bytes']} B); "
                f"TFLite Micro would need {report['tflm_ram_bytes']} B (arena {report['tflm_arena_bytes']} B + state)")
     if "flash_bytes" in report:
-        click.echo(f"  flash {report['flash_bytes']} B on Cortex-M4 (model_stream.tflite is {report['tflite_bytes']} B)")
+        click.echo(f"  flash {report['flash_bytes']} B on {report['flash_core']} "
+                   f"(model_stream.tflite is {report['tflite_bytes']} B)")
     if "m4_instructions_per_sample" in report:
         click.echo(f"  Cortex-M4: {report['m4_instructions_per_sample']} instructions/sample, "
                    f"{report['m4_instructions_per_mac']} per MAC ({report['macs_per_sample']} MACs)")

@@ -161,6 +161,23 @@ def test_a_toolchain_file_for_every_cortex_m_core(emitted):
     assert f"cmake/arm-none-eabi-cortex-m4.cmake" in e.report["files"]
 
 
+@needs_arm
+def test_target_picks_the_toolchain_file_build_line_and_measured_core(convert_tiny, tmp_path):
+    """`emit --target cortex-m7` ships only the M7's toolchain file and build line, and measures flash on the M7;
+    the model's C is the same as for `portable`."""
+    out = convert_tiny("int16x8")
+    portable = emit_pipeline.emit(str(out), str(tmp_path / "portable"), PREFIX, measure=False)
+    m7 = emit_pipeline.emit(str(out), str(tmp_path / "m7"), PREFIX, "cortex-m7", measure=True)
+    assert [f for f in m7["files"] if f.startswith("cmake/")] == ["cmake/arm-none-eabi-cortex-m7.cmake"]
+    assert set(portable["files"]) - set(m7["files"]) == {f"cmake/arm-none-eabi-{c}.cmake" for c in CORES} - \
+        {"cmake/arm-none-eabi-cortex-m7.cmake"}
+    readme = (tmp_path / "m7" / "README.md").read_text()
+    assert " ".join(ctools.TARGETS["cortex-m7"].cpu_flags) in readme and "cortex-m4" not in readme
+    assert (tmp_path / "m7" / f"{PREFIX}.c").read_bytes() == (tmp_path / "portable" / f"{PREFIX}.c").read_bytes()
+    assert m7["flash_core"] == "cortex-m7" and m7["flash_bytes"] == m7["m7_text_bytes"] + m7["m7_rodata_bytes"]
+    assert m7["m7_instructions_per_sample"] > 0
+
+
 @needs_cmake
 @pytest.mark.parametrize("precision", ["int8", "int16x8"])
 def test_cmake_project_builds_on_the_host_and_matches_the_engine(emitted, precision, tmp_path):

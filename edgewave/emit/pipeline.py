@@ -31,8 +31,12 @@ def runtime_files() -> list[tuple[Path, str]]:
     return out
 
 
-def render(manifest: dict, prog, stream: bytes | None, prefix: str) -> tuple[dict[str, str], dict]:
+def render(manifest: dict, prog, stream: bytes | None, prefix: str,
+           target: str = "portable") -> tuple[dict[str, str], dict]:
     """{relative path: text} for every generated file, plus the numbers the report needs.
+
+    ``target`` is the core the files are for: a Cortex-M core gets its own CMake toolchain file and build
+    line; "portable" gets a toolchain file for every core edgewave supports.
 
     Without a ``stream`` (tests of the C runtime on synthetic programs) only the model's
     own C files and the runtime are rendered: no TFLM build, CMake or README."""
@@ -65,6 +69,8 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str) -> tuple[dic
         "resolver_ops": [tflm.RESOLVER_METHODS[o] for o in tflm.ops(stream)] if stream is not None else [],
         "model_bytes": tflm.c_array(stream) if stream is not None else "", "model_size": len(stream or b""),
     }
+    cores = [c for c, t in ctools.TARGETS.items() if t.cpu_flags and target in ("portable", c)]
+    ctx["toolchains"] = [{"core": c, "flags": " ".join(ctools.TARGETS[c].cpu_flags)} for c in cores]
     rt = runtime_files()
     ctx["runtime_sources"] = [dst for _, dst in rt if dst.endswith(".c")]
     files = {
@@ -79,10 +85,9 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str) -> tuple[dic
             "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(ctx),
             "README.md": env.get_template("README.md.j2").render(ctx),
         })
-        for core, t in ctools.TARGETS.items():
-            if t.cpu_flags:
-                files[f"cmake/arm-none-eabi-{core}.cmake"] = env.get_template("arm-none-eabi.cmake.j2").render(
-                    ctx, core=core, cpu_flags=" ".join(t.cpu_flags))
+        for t in ctx["toolchains"]:
+            files[f"cmake/arm-none-eabi-{t['core']}.cmake"] = env.get_template("arm-none-eabi.cmake.j2").render(
+                ctx, core=t["core"], cpu_flags=t["flags"])
     for src, dst in rt:
         files[dst] = src.read_text()
     numbers = {"ram_bytes": ram, "min_state_bytes": prog.state_bytes(), "tflm_arena_bytes": arena,
@@ -101,6 +106,11 @@ def measure_input(prog, n: int = MEASURE_SAMPLES) -> np.ndarray:
     t = np.arange(n)
     x = 1.5 * np.sin(2 * np.pi * (0.002 + 0.1 * t / n) * t) + 0.3 * np.random.default_rng(0).normal(size=n)
     return convert_pipeline.quantize_input(prog, x.astype(np.float32))
+
+
+def flash_core(target: str) -> str:
+    """The core whose flash size the report gives and --flash-budget checks: the target, or the M4."""
+    return "cortex-m4" if target == "portable" else target
 
 
 def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
@@ -129,9 +139,9 @@ def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
                         raise UserError(f"the emitted C differs from the numpy engine on {name} (QEMU); please report")
                     per_sample = stats["instructions"] / stats["samples"]
                     result[f"{key}_instructions_per_sample"] = round(per_sample, 1)
-            m4 = result.get("m4_text_bytes")
-            if m4 is not None:
-                result["flash_bytes"] = result["m4_text_bytes"] + result["m4_rodata_bytes"]
+            core = flash_core(target).replace("cortex-", "")
+            result["flash_core"] = flash_core(target)
+            result["flash_bytes"] = result[f"{core}_text_bytes"] + result[f"{core}_rodata_bytes"]
     return result
 
 
@@ -167,7 +177,7 @@ def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portabl
     if prog.dtype == np.int8 and acc_bits > 32:
         raise UserError(f"a layer's worst-case accumulator needs {acc_bits} bits, more than the int32 TFLM uses; "
                         "make the layer narrower (fewer inputs per output) or use --precision int16x8")
-    files, numbers = render(manifest, prog, stream, prefix)
+    files, numbers = render(manifest, prog, stream, prefix, target)
     numbers["accumulator_bits"] = acc_bits
     with atomic_dir(c_dir, MARKER) as tmp:
         for rel, text in files.items():
@@ -193,5 +203,5 @@ def _check_budgets(report: dict, ram_budget: int | None, flash_budget: int | Non
             raise UserError("--flash-budget needs the flash size from a Cortex-M build: install gcc-arm-none-eabi "
                             "libnewlib-arm-none-eabi and do not pass --no-measure")
         if report["flash_bytes"] > flash_budget:
-            raise UserError(f"the model needs {report['flash_bytes']} bytes of flash on Cortex-M4, over "
+            raise UserError(f"the model needs {report['flash_bytes']} bytes of flash on {report['flash_core']}, over "
                             f"--flash-budget {flash_budget}; use fewer or narrower layers")
