@@ -32,7 +32,7 @@ __all__ = ["TARGETS", "Target", "build_host", "run_host", "build_cortex_m", "run
 # Installed wheel: edgewave/firmware; source checkout: firmware/ next to edgewave/.
 FIRMWARE = package_dir("firmware")
 
-CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
+CFLAGS = ("-std=c99", "-O2", "-DNDEBUG", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 INSTALL_HINT = "install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 ARM_CC, ARM_SIZE, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm"
 
@@ -169,10 +169,11 @@ class Feedback:
         return self.steps
 
 
-def run_host(binary, codes, timeout: float = 300, feedback=None, out_dtype=None) -> np.ndarray:
+def run_host(binary, codes, timeout: float = 300, feedback=None, out_dtype=None, timing: dict | None = None) -> np.ndarray:
     """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS) of ``out_dtype``
     (the codes' dtype unless given). With ``feedback`` (a :class:`Feedback`), generate that many more steps
-    after the input."""
+    after the input. A ``timing`` dict receives ``steps`` and ``step_seconds``, the time the binary spent in
+    the step function alone (its own monotonic clock, file I/O and process start excluded)."""
     codes = _codes(codes)
     out_dtype = np.dtype(out_dtype or codes.dtype)
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
@@ -187,6 +188,11 @@ def run_host(binary, codes, timeout: float = 300, feedback=None, out_dtype=None)
             raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
         if proc.returncode != 0:
             raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
+        if timing is not None:
+            m = re.search(r"^steps (\d+) step_ns (\d+)$", proc.stdout, re.M)
+            if m is None:
+                raise UserError(f"{Path(binary).name} did not report its step time: rebuild it with this edgewave")
+            timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
         return _read_outputs(tmp / "OUT.bin", codes, steps, out_dtype)
 
 

@@ -20,8 +20,8 @@ FLOAT_BACKENDS = ("keras", "float")
 # How each backend's cost is measured, so a reader does not compare a batch with a step.
 COST_NOTES = {
     "keras": "one batched call over the whole sequence, per sample",
-    "float": "numpy float engine, per sample",
-    "int": "numpy integer engine, per sample",
+    "float": "numpy float engine, whole signal at once, per sample",
+    "int": "numpy integer engine, whole signal at once, per sample",
     "litert": "Python loop over invoke(), per sample",
     "tflm": "Python loop over invoke(), per sample",
     "c": "the step alone, timed inside the host program",

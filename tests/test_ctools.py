@@ -3,6 +3,7 @@
 import functools
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,20 @@ def test_host_matches_reference_under_sanitizers(flavour, tmp_path):
     assert out.dtype == dtype and out.shape == (len(codes), 2)
     np.testing.assert_array_equal(out, dummy_reference(codes))
     np.testing.assert_array_equal(ctools.run_host(exe, codes[:0]), np.zeros((0, 0), dtype))
+
+
+def test_host_runner_times_the_step_alone(tmp_path):
+    """`simulate --backend c` reports the step's own time: the runner counts every step it times, and the
+    time is part of the run's wall time, not the process start or the file I/O around it."""
+    dtype, defines = FLAVOURS[next(iter(FLAVOURS))]
+    exe = ctools.build_host(SOURCES, [DUMMY], tmp_path, defines=defines)
+    codes = make_codes(dtype)
+    timing = {}
+    t0 = time.perf_counter()
+    ctools.run_host(exe, codes, timing=timing)
+    wall = time.perf_counter() - t0
+    assert timing["steps"] == len(codes)
+    assert 0 < timing["step_seconds"] < wall
 
 
 def test_host_errors_are_one_line(tmp_path):

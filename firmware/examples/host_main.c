@@ -1,14 +1,25 @@
 /* Host runner: prog IN.bin OUT.bin [FB.bin]
  * IN.bin holds raw ew_in_t input codes, OUT.bin receives EW_OUTPUTS raw ew_q_t
  * codes per input, both in the host's byte order (little-endian on x86/Arm).
- * With FB.bin, predictions are then fed back (ew_feedback.h). */
+ * With FB.bin, predictions are then fed back (ew_feedback.h).
+ * On stdout: "steps N step_ns T", the monotonic time spent in ew_model_step_q alone
+ * (file I/O excluded), which is what `simulate --backend c` reports per sample. */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime in C99 mode */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "edgewave_model.h"
 #include "ew_feedback.h"
 
 #define CHUNK 256
+
+static unsigned long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (unsigned long long)t.tv_sec * 1000000000ull + (unsigned long long)t.tv_nsec;
+}
 
 static int fail(const char *what, const char *path)
 {
@@ -25,6 +36,7 @@ int main(int argc, char **argv)
     FILE *fi, *fo;
     long bytes;
     size_t n, i;
+    unsigned long long steps = 0, step_ns = 0, t0;
 
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: %s IN.bin OUT.bin [FB.bin]\n", argc ? argv[0] : "prog");
@@ -39,7 +51,10 @@ int main(int argc, char **argv)
 
     ew_model_init(&state);
     while ((n = fread(in, sizeof in[0], CHUNK, fi)) > 0) {
+        t0 = now_ns();
         for (i = 0; i < n; i++) ew_model_step_q(&state, in[i], &out[i * EW_OUTPUTS]);
+        step_ns += now_ns() - t0;
+        steps += n;
         memcpy(last, &out[(n - 1) * EW_OUTPUTS], sizeof last);
         if (fwrite(out, sizeof out[0], n * EW_OUTPUTS, fo) != n * EW_OUTPUTS)
             return fail("cannot write", argv[2]);
@@ -54,11 +69,15 @@ int main(int argc, char **argv)
         if (!f || bytes == 0 || !ew_feedback_open(&fb, f)) return fail("cannot generate (a primed model) from", argv[3]);
         for (k = 0; k < fb.steps; k++) {
             if (!ew_feedback_next(&fb, last, &x)) return fail("cannot read", argv[3]);
+            t0 = now_ns();
             ew_model_step_q(&state, x, last);
+            step_ns += now_ns() - t0;
+            steps++;
             if (fwrite(last, sizeof last[0], EW_OUTPUTS, fo) != EW_OUTPUTS) return fail("cannot write", argv[2]);
         }
         fclose(f);
     }
     if (fclose(fo) != 0) return fail("cannot write", argv[2]);
+    printf("steps %llu step_ns %llu\n", steps, step_ns);
     return 0;
 }
