@@ -1,13 +1,39 @@
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+IN_CI = os.environ.get("CI") == "true"
+
+# Hypothesis: under CI=true the "ci" profile runs the same properties reproducibly (derandomized,
+# no example database) and with more cases; HYPOTHESIS_PROFILE picks a profile by name.
+# Properties that set their own max_examples scale it with examples() below.
+settings.register_profile("ci", derandomize=True, max_examples=250, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "default"))
+
+
+def examples(n: int) -> int:
+    """max_examples for a property that runs n cases under the default profile: n locally,
+    2.5 n under the ci profile (scaled by the profile's max_examples against Hypothesis' 100)."""
+    return max(1, round(n * settings.default.max_examples / 100))
+
+
+def require(condition, reason: str, module_level: bool = False) -> None:
+    """A check the README guarantees needs `reason` (a tool, a runtime): skip the test when it is
+    missing on this machine, but fail it under CI=true, where every guaranteed check must run."""
+    __tracebackhide__ = True  # report the caller's line
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true, so this check must run, but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=module_level)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "edgewave" / "data" / "speech16k.wav"
@@ -56,10 +82,6 @@ def assert_one_line_error(proc, phrase):
     assert phrase.lower() in lines[0].lower(), lines[0]
 
 
-def have_qemu():
-    return shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
-
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
@@ -94,9 +116,12 @@ def convert_tiny(tiny_model, tmp_path_factory):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the fuzzers' case counts in every run (CI logs included), not only with -s."""
-    import sys
-
+    """Print how many cases the properties ran, in every run (CI logs included), not only with -s
+    (--hypothesis-show-statistics shows the same for the properties pytest runs directly)."""
     fuzz = sys.modules.get("test_fuzz")
     if fuzz is not None and fuzz.COUNTS:
         terminalreporter.write_line("fuzz cases per parser: " + ", ".join(f"{k} {v}" for k, v in fuzz.COUNTS.items()))
+    convert = sys.modules.get("test_convert")
+    if convert is not None and any(convert.LITERT_VS_TFLM.values()):
+        terminalreporter.write_line("random architectures checked against TFLM and LiteRT: " + ", ".join(
+            f"{k} {len(v)}" for k, v in convert.LITERT_VS_TFLM.items()))

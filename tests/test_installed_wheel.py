@@ -74,9 +74,12 @@ def test_wheel_holds_every_module_and_shipped_file(installed):
         if p.is_file() and "__pycache__" not in p.parts:
             assert p.relative_to(ROOT).as_posix() in names, f"{p.relative_to(ROOT)} is not in the wheel"
     for top in ("templates", "firmware"):
-        for p in (ROOT / top).rglob("*"):
-            if p.is_file():
-                assert f"edgewave/{top}/{p.relative_to(ROOT / top).as_posix()}" in names
+        files = [p for p in (ROOT / top).rglob("*") if p.is_file()]
+        assert files, f"{top}/ is empty"
+        for p in files:
+            assert f"edgewave/{top}/{p.relative_to(ROOT / top).as_posix()}" in names
+    entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "edgewave = edgewave.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_installed_cli_end_to_end(installed, tmp_path):

@@ -39,6 +39,7 @@ The single exception left is an int16 FULLY_CONNECTED output that is an exact ne
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import numpy as np
 import pytest
@@ -69,8 +70,19 @@ from edgewave.integer import (
 from edgewave.integer.fixedpoint import tflite_round
 from edgewave.tflite import ModelBuilder, read_model
 
-tflm_runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
-litert = pytest.importorskip("ai_edge_litert.interpreter")
+from conftest import require
+
+
+def _runtime(module: str, package: str):
+    """The README's numerics contract is checked against these: skip without them, fail under CI=true."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        require(False, f"{package} is not importable ({exc}): pip install {package}", module_level=True)
+
+
+tflm_runtime = _runtime("tflite_micro.python.tflite_micro.runtime", "tflite-micro")
+litert = _runtime("ai_edge_litert.interpreter", "ai-edge-litert")
 
 CASES = 200
 DTYPES = ("int8", "int16")
