@@ -1,9 +1,19 @@
 /* ew_add_s16.c - ADD of two int16_t vectors (TFLM reference integer ADD; edgewave.integer.add_eval). */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
+
 #include "ew_fixedpoint.h"
 
 void ew_add_s16(const int16_t *a, const int16_t *b, int32_t n, const ew_add_params *p, int16_t *out)
 {
     int32_t i;
+    assert(n >= 0 && p != NULL && (n == 0 || (a != NULL && b != NULL && out != NULL)));
+    assert(p->left_shift == 15);
+    assert((p->mult_a == 0 || p->mult_a >= (1 << 30)) && p->shift_a >= -31 && p->shift_a <= 31);
+    assert((p->mult_b == 0 || p->mult_b >= (1 << 30)) && p->shift_b >= -31 && p->shift_b <= 31);
+    assert((p->mult_out == 0 || p->mult_out >= (1 << 30)) && p->shift_out >= -31 && p->shift_out <= 31);
     for (i = 0; i < n; ++i) {
         out[i] = (int16_t)ew_add_one(a[i], b[i], p);
     }

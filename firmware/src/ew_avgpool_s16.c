@@ -1,11 +1,17 @@
 /* ew_avgpool_s16.c - AVERAGE_POOL_2D over n_taps tap vectors, per channel (TFLM reference
  * integer AveragePool; edgewave.integer.avgpool_eval with a (1, n_taps) filter). */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
+
 #include "ew_fixedpoint.h"
 
 void ew_avgpool_s16(const int16_t *const *taps, int32_t n_taps, int32_t channels,
                    const ew_pool_params *p, int16_t *out)
 {
     int32_t c, t;
+    assert(n_taps >= 1 && taps != NULL && channels >= 0 && p != NULL && (channels == 0 || out != NULL));
     for (c = 0; c < channels; ++c) {
         int32_t acc = 0;
         for (t = 0; t < n_taps; ++t) {

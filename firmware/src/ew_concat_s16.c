@@ -1,4 +1,8 @@
 /* ew_concat_s16.c - CONCATENATION of int16_t vectors along the channel axis (raw copy). */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
 #include <string.h>
 
 #include "ew_fixedpoint.h"
@@ -6,6 +10,7 @@
 void ew_concat_s16(const int16_t *const *srcs, const int32_t *lens, int32_t n_srcs, int16_t *out)
 {
     int32_t i;
+    assert(n_srcs >= 0 && (n_srcs == 0 || (srcs != NULL && lens != NULL && out != NULL)));
     for (i = 0; i < n_srcs; ++i) {
         if (lens[i] > 0) {
             memcpy(out, srcs[i], (size_t)lens[i] * sizeof(*out));

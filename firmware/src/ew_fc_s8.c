@@ -12,6 +12,11 @@
  *     pairs with (x - zp_in) folded in (SXTAB16), weights with SXTB16, and multiplied
  *     with dual 16-bit MACs (SMLAD), as CMSIS-NN's arm_nn_vec_mat_mult_t_s8 does.
  */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
+
 #include "ew_arm_dsp.h"
 #include "ew_fixedpoint.h"
 
@@ -79,6 +84,17 @@ void ew_fc_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len,
 {
     const int32_t row_len = n_taps * tap_len;
     int32_t o = 0;
+    /* documented preconditions (edgewave_rt.h), checked in debug builds */
+    assert(n_taps >= 0 && tap_len >= 0 && n_out >= 0 && p != NULL);
+    assert(n_taps == 0 || taps != NULL);
+    assert(n_out == 0 || (mult != NULL && shift != NULL && out != NULL && (row_len == 0 || w != NULL)));
+#ifndef NDEBUG
+    for (o = 0; o < n_out; ++o) {
+        assert(mult[o] == 0 || mult[o] >= (1 << 30));
+        assert(shift[o] >= -31 && shift[o] <= 31);
+    }
+    o = 0;
+#endif
 #ifdef EW_ARM_DSP
     for (; o + 2 <= n_out; o += 2) {
         const int8_t *w0 = w + (int32_t)o * row_len;

@@ -14,9 +14,22 @@
  * input zero point folded into the bias modulo 2^32); for 16x8 plan.py only uses these
  * kernels when the int64 accumulator provably stays within int32.
  */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
 #include <string.h>
 
 #include "ew_fast.h"
+
+/* Debug-build checks of the documented layout (edgewave_rt.h): n_pairs even and >= 2,
+ * the weight stream and outputs present, the entry point's mode the struct's. */
+#define EW_FCQ_OK(p, x, out, md)                                                                    \
+    assert((p) != NULL && (p)->w != NULL && (x) != NULL && (p)->n_out >= 0 && (p)->n_pairs >= 2 &&    \
+           (p)->n_pairs % 2 == 0 && ((p)->n_out == 0 || (out) != NULL) && (p)->mode == (md))
+#define EW_SHIFT_OK(e) ((e) >= 0 && (e) <= 31)
+/* int16 inputs are read as 4-byte pairs */
+#define EW_ALIGNED4_OK(x) (((uintptr_t)(const void *)(x) & 3u) == 0u)
 
 /* ---- gathers ------------------------------------------------------------------------ */
 
@@ -25,6 +38,8 @@ static inline int32_t pack16(int32_t lo, int32_t hi) { return (int32_t)(((uint32
 void ew_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, int32_t n_pairs, int32_t *xw)
 {
     int32_t t, i, k = 0;
+    assert(n_taps >= 0 && tap_len >= 0 && (n_taps == 0 || taps != NULL) && xw != NULL);
+    assert(n_pairs >= 2 && n_pairs % 2 == 0 && (int64_t)n_taps * tap_len <= 2 * (int64_t)n_pairs);
     if ((tap_len & 3) == 0 && tap_len > 0 && n_taps > 0) {
 #if defined(EW_ARM_DSP) && defined(__thumb2__)
         /* 6 instructions per 4 inputs (GCC's loop took 9); unaligned LDR is allowed */
@@ -213,6 +228,9 @@ EW_INLINE int32_t post16(int32_t acc, int32_t r, const post16_k *k, const int mo
 /* int16 groups end with the four multipliers r. */
 EW_INLINE void fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out, const int mode)
 {
+    EW_FCQ_OK(p, x, out, mode);
+    assert(EW_ALIGNED4_OK(x));
+    assert((mode != EW_FCQ_TANH && mode != EW_FCQ_LOGISTIC) || EW_SHIFT_OK(p->t_shift));
     const int32_t *w = p->w;
     const int32_t n_pairs = p->n_pairs;
     post16_k k;
@@ -244,6 +262,7 @@ void ew_fcq_logistic_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_
 
 void ew_fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out)
 {
+    assert(p != NULL && p->mode >= EW_FCQ_SAT && p->mode <= EW_FCQ_LOGISTIC);
     switch (p->mode) {
     case EW_FCQ_CLAMP:
         ew_fcq_clamp_s16(x, p, out);
@@ -273,6 +292,8 @@ EW_INLINE int32_t gate16_f(int32_t acc, int32_t r, int32_t tm, const int32_t *tb
 
 EW_INLINE void gateq_s16(const int16_t *x, const ew_gateq *p, int16_t *out, const int mode)
 {
+    EW_FCQ_OK(p, x, out, mode);
+    assert(EW_ALIGNED4_OK(x) && EW_SHIFT_OK(p->shift));
     const int32_t *w = p->w;
     const int32_t n_pairs = p->n_pairs;
     const int32_t am = p->a_mult, bm = p->b_mult;
@@ -301,6 +322,7 @@ void ew_gateq_ll_s16(const int16_t *x, const ew_gateq *p, int16_t *out) { gateq_
 
 void ew_gateq_s16(const int16_t *x, const ew_gateq *p, int16_t *out)
 {
+    assert(p != NULL && p->mode >= EW_GATE_TANH_LOGISTIC && p->mode <= EW_GATE_LOGISTIC_LOGISTIC);
     switch (p->mode) {
     case EW_GATE_TANH_TANH:
         ew_gateq_tt_s16(x, p, out);
@@ -361,6 +383,11 @@ EW_INLINE int32_t add16(int32_t y, int32_t other, const ew_addfcq *p, const int 
 EW_INLINE void addfcq_s16(const int16_t *x, const ew_addfcq *pp, const int16_t *other, int16_t *out, int16_t *yo,
                           const int mode, const int store_y)
 {
+    EW_FCQ_OK(pp, x, out, mode);
+    assert(EW_ALIGNED4_OK(x) && other != NULL && (!store_y || yo != NULL) && EW_SHIFT_OK(pp->shift));
+    assert(EW_SHIFT_OK(pp->f.e) && EW_SHIFT_OK(pp->o.e));
+    assert(mode != EW_ADDFC_HALVE_O || pp->f.e >= 1);
+    assert(mode != EW_ADDFC_HALVE_F || pp->o.e >= 1);
     /* a local copy: the dot product's memory clobber would otherwise reload every field */
     const ew_addfcq k = *pp, *p = &k;
     const int32_t *w = p->w;
@@ -423,6 +450,7 @@ void ew_addfcq_y_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *ot
 
 void ew_addfcq_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out)
 {
+    assert(p != NULL && p->mode >= EW_ADDFC_HALVE_O && p->mode <= EW_ADDFC_ANY);
     switch (p->mode) {
     case EW_ADDFC_HALVE_O:
         ew_addfcq_halve_o_s16(x, p, other, out);
@@ -438,6 +466,7 @@ void ew_addfcq_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, i
 
 void ew_addfcq_y_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out)
 {
+    assert(p != NULL && p->mode >= EW_ADDFC_HALVE_O && p->mode <= EW_ADDFC_ANY);
     switch (p->mode) {
     case EW_ADDFC_HALVE_O:
         ew_addfcq_y_halve_o_s16(x, p, other, out, y_out);
@@ -463,6 +492,7 @@ void ew_addfcq_y_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other,
     do {                                                                     \
         int32_t m_, a_;                                                      \
         EW_LOAD_PAIR(w, 3 * (k), m_, a_);                                    \
+        assert(EW_SHIFT_OK((w)[3 * (k) + 2]));                               \
         (y) = ew_smmlar((acc2), m_, a_ + ew_sign(acc2)) >> (w)[3 * (k) + 2]; \
     } while (0)
 
@@ -479,6 +509,8 @@ EW_INLINE int32_t post8(int32_t y, int32_t lo, int32_t hi, const int8_t *lut, co
 
 EW_INLINE void fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out, const int mode)
 {
+    EW_FCQ_OK(p, xw, out, mode);
+    assert(mode != EW_FCQ_LUT || p->lut != NULL);
     const int32_t *w = p->w;
     const int32_t n_pairs = p->n_pairs, lo = p->act_min, hi = p->act_max;
     const int8_t *lut = mode == EW_FCQ_LUT ? p->lut + 128 : NULL;
@@ -506,6 +538,7 @@ void ew_fcq_lut_s8(const int32_t *xw, const ew_fcq *p, int8_t *out) { fcq_s8(xw,
 
 void ew_fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out)
 {
+    assert(p != NULL && (p->mode == EW_FCQ_SAT || p->mode == EW_FCQ_CLAMP || p->mode == EW_FCQ_LUT));
     switch (p->mode) {
     case EW_FCQ_CLAMP:
         ew_fcq_clamp_s8(xw, p, out);
@@ -522,6 +555,8 @@ void ew_fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out)
 /* lut_a holds 2 (f(y) - zp_a): the doubled product takes the ew_rq form of rq8. */
 void ew_gateq_s8(const int32_t *xw, const ew_gateq *p, int8_t *out)
 {
+    EW_FCQ_OK(p, xw, out, 0);
+    assert(p->lut_a != NULL && p->lut_b != NULL && EW_SHIFT_OK(p->shift));
     const int32_t *w = p->w;
     const int32_t n_pairs = p->n_pairs;
     const int16_t *la = p->lut_a + 128, *lb = p->lut_b + 128;
@@ -573,6 +608,9 @@ EW_INLINE int32_t add8(int32_t y, int32_t other, const ew_addfcq *p, const int32
 EW_INLINE void addfcq_s8(const int32_t *xw, const ew_addfcq *pp, const int8_t *other, int8_t *out, int8_t *yo,
                          const int mode, const int store_y)
 {
+    EW_FCQ_OK(pp, xw, out, mode);
+    assert(other != NULL && (!store_y || yo != NULL) && pp->lut_f != NULL && EW_SHIFT_OK(pp->shift));
+    assert(mode == EW_ADDFC_HALVE_O || pp->lut_o != NULL);
     /* a local copy: the dot product's memory clobber would otherwise reload every field */
     const ew_addfcq k = *pp, *p = &k;
     const int32_t *w = p->w;

@@ -1,9 +1,15 @@
 /* ew_fixedpoint.c - out-of-line copies of the fixed-point primitives (for callers
  * outside the kernels, and for the tests). */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
+
 #include "ew_fixedpoint.h"
 
 int32_t ew_multiply_by_quantized_multiplier(int32_t x, int32_t mult, int32_t shift)
 {
+    assert(shift >= -31 && shift <= 31);
     return ew_mbqm(x, mult, shift);
 }
 

@@ -1,10 +1,17 @@
 /* ew_relu_s8.c - RELU of a int8_t vector with requantization (TFLM ReluQuantized;
  * edgewave.integer.relu_eval, parameters from relu_params). */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
+
 #include "ew_fixedpoint.h"
 
 void ew_relu_s8(const int8_t *x, int32_t n, const ew_requant_params *p, int8_t *out)
 {
     int32_t i;
+    assert(n >= 0 && p != NULL && (n == 0 || (x != NULL && out != NULL)));
+    assert((p->mult == 0 || p->mult >= (1 << 30)) && p->shift >= -31 && p->shift <= 31);
     for (i = 0; i < n; ++i) {
         out[i] = (int8_t)ew_requant_one(x[i], p);
     }

@@ -1,9 +1,16 @@
 /* ew_tanh_s16.c - int16 TANH: TFLM's reference_integer_ops::Tanh (int16 overload),
  * linear interpolation in the 256-entry sigmoid table; edgewave.integer.tanh_eval. */
+#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
+#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
+#endif
+#include <assert.h>
+
 #include "ew_fixedpoint.h"
 
 void ew_tanh_s16(const int16_t *x, int32_t n, const ew_transcendental_params *p, int16_t *out)
 {
+    assert(n >= 0 && p != NULL && (n == 0 || (x != NULL && out != NULL)));
+    assert(p->input_left_shift >= 0 && p->input_left_shift <= 31);
     const int32_t left_shift = p->input_left_shift;
     const uint32_t rounding = left_shift > 0 ? (uint32_t)1 << (left_shift - 1) : 0u;
     int32_t i;
