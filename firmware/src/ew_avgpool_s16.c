@@ -1,9 +1,6 @@
 /* ew_avgpool_s16.c - AVERAGE_POOL_2D over n_taps tap vectors, per channel (TFLM reference
  * integer AveragePool; edgewave.integer.avgpool_eval with a (1, n_taps) filter). */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_fixedpoint.h"
 

@@ -1,8 +1,5 @@
 /* ew_concat_s8.c - CONCATENATION of int8_t vectors along the channel axis (raw copy). */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 #include <string.h>
 
 #include "ew_fixedpoint.h"

@@ -5,10 +5,7 @@
  * edgewave_rt.h). Each requantization is one 32x32 high multiply with rounding
  * (SMMLAR) and a shift instead of TFLM's two separate rounding steps.
  */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_fast.h"
 

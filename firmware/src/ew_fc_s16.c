@@ -12,10 +12,7 @@
  *     inputs are paired (x0,x2)/(x1,x3) to match SXTB16-extended weights and
  *     multiplied with 64-bit-accumulating dual MACs (SMLALD).
  */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_arm_dsp.h"
 #include "ew_fixedpoint.h"

@@ -12,10 +12,7 @@
  *     pairs with (x - zp_in) folded in (SXTAB16), weights with SXTB16, and multiplied
  *     with dual 16-bit MACs (SMLAD), as CMSIS-NN's arm_nn_vec_mat_mult_t_s8 does.
  */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_arm_dsp.h"
 #include "ew_fixedpoint.h"

@@ -14,10 +14,7 @@
  * input zero point folded into the bias modulo 2^32); for 16x8 plan.py only uses these
  * kernels when the int64 accumulator provably stays within int32.
  */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 #include <string.h>
 
 #include "ew_fast.h"

@@ -1,9 +1,6 @@
 /* ew_fixedpoint.c - out-of-line copies of the fixed-point primitives (for callers
  * outside the kernels, and for the tests). */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_fixedpoint.h"
 

@@ -1,10 +1,7 @@
 /* ew_logistic_s16.c - int16 LOGISTIC: TFLM's reference_integer_ops::Logistic (int16
  * overload), linear interpolation in the 256-entry sigmoid table;
  * edgewave.integer.logistic_eval. */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_fixedpoint.h"
 

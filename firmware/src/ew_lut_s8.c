@@ -1,9 +1,6 @@
 /* ew_lut_s8.c - 256-entry table lookup for int8 elementwise functions (TANH, LOGISTIC:
  * tables from edgewave.integer.lut_s8, lut[j] = f(j - 128)). */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_fixedpoint.h"
 

@@ -1,9 +1,6 @@
 /* ew_relu_s16.c - RELU of a int16_t vector with requantization (TFLM ReluQuantized;
  * edgewave.integer.relu_eval, parameters from relu_params). */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_fixedpoint.h"
 

@@ -1,9 +1,6 @@
 /* ew_requant_s8.c - QUANTIZE int8_t -> int8_t (TFLM reference_ops::Requantize;
  * edgewave.integer.requant_eval, parameters from requant_params). */
-#if !defined(NDEBUG) && !defined(EW_RT_ASSERT) && defined(__ARM_EABI__) && !defined(__linux__)
-#define NDEBUG /* bare-metal Arm: newlib's assert() links fiprintf and malloc; -DEW_RT_ASSERT keeps it */
-#endif
-#include <assert.h>
+#include "ew_assert.h"
 
 #include "ew_fixedpoint.h"
 
