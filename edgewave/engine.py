@@ -89,7 +89,8 @@ def _int_op(prog: Program, op, xs):
     qout = T[op.output].q
     if op.kind == "fc":
         x = np.concatenate(xs, -1)
-        return K.fully_connected(x, op.weights, op.bias, qin[0], op.weight_scales, qout, op.activation)
+        return K.fully_connected(x, op.weights, op.bias, qin[0], op.weight_scales, qout, op.activation,
+                                 prog.fc_as_conv(op))
     if op.kind == "tanh":
         return K.tanh(xs[0], qin[0], qout)
     if op.kind == "logistic":
@@ -132,7 +133,8 @@ def _sequence_int_op(prog: Program, op):
     out_dtype = np.dtype(prog.dtype_of(op.output))
     if op.kind == "fc":
         qin = prog.tensors[op.inputs[0][0]].q
-        p = K.fc_params(qin, op.weight_scales, prog.tensors[op.output].q, op.activation, in_dtype)
+        p = K.fc_params(qin, op.weight_scales, prog.tensors[op.output].q, op.activation, in_dtype,
+                        prog.fc_as_conv(op))
         w_t = np.ascontiguousarray(op.weights.astype(np.float64).T)
         zp_in = p.zp_in if in_dtype == np.int8 else 0  # int16x8 ignores the zero point (0 anyway)
         bias = op.bias

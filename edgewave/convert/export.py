@@ -71,7 +71,7 @@ class _Writer:
                 bias_kwargs = dict(scale=(np.float64(in_q.scale) * op.weight_scales).astype(np.float32),
                                    zero_point=zeros, quantized_dimension=0)
             bias = b.tensor(f"{op.output}/bias", op.bias.shape, op.bias.dtype, data=op.bias, **bias_kwargs)
-            if p.dtype_of(op.inputs[0][0]) == np.int8:
+            if p.fc_as_conv(op):
                 self._fc_as_conv(op, x, bias, out, w_kwargs)
             else:
                 w = b.tensor(f"{op.output}/weights", op.weights.shape, op.weights.dtype, data=op.weights, **w_kwargs)

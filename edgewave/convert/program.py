@@ -68,6 +68,11 @@ class Program:
         """The stored type of one tensor: the program's, or int16 for the input stage of int8."""
         return np.int16 if self.tensors[name].wide and self.precision == "int8" else self.dtype
 
+    def fc_as_conv(self, op) -> bool:
+        """An int8 FULLY_CONNECTED is exported as a 1x1 CONV_2D (LiteRT's reference CONV_2D requantizes
+        with TFLM's integers), whose Prepare forms every multiplier per channel in double."""
+        return self.quantized and op.kind == "fc" and np.dtype(self.dtype_of(op.inputs[0][0])) == np.int8
+
     @property
     def input_dtype(self):
         return self.dtype_of(self.input)

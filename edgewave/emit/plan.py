@@ -215,7 +215,7 @@ def _call(p: Plan, prog: Program, i: int, op) -> dict:
         return {"comment": comment, "call": f"ew_requant_s16_s8({taps[0]}, {T[op.output].channels}, {st}, {out})"}
     if op.kind == "fc":
         n_out, depth = op.weights.shape
-        params = K.fc_params(qin[0], op.weight_scales, qout, op.activation, dtype)
+        params = K.fc_params(qin[0], op.weight_scales, qout, op.activation, dtype, prog.fc_as_conv(op))
         mult, shift = params.per_channel(n_out)
         w = _const(p, f"op{i}_weights", "int8_t", op.weights)
         bias_type = "int64_t" if sfx == "s16" else "int32_t"
@@ -311,7 +311,8 @@ def _fc_consts(prog: Program, op, inputs) -> tuple | None:
     T = prog.tensors
     int8 = prog.dtype_of(inputs[0][0]) == np.int8  # an int8 model's input stage is int16x8
     dtype = "int8" if int8 else "int16"
-    params = K.fc_params(T[inputs[0][0]].q, op.weight_scales, T[op.output].q, op.activation, dtype)
+    params = K.fc_params(T[inputs[0][0]].q, op.weight_scales, T[op.output].q, op.activation, dtype,
+                         prog.fc_as_conv(op))
     n_out = op.weights.shape[0]
     mults, shifts = params.per_channel(n_out)
     w = np.asarray(op.weights, np.int64)

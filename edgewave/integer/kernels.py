@@ -117,15 +117,17 @@ class FCParams:
         return self.multipliers * n_out, self.shifts * n_out
 
 
-def fc_params(x_q: QuantParams, weight_scales, out_q: QuantParams, activation: str = "NONE", dtype="int8") -> FCParams:
+def fc_params(x_q: QuantParams, weight_scales, out_q: QuantParams, activation: str = "NONE", dtype="int8",
+              as_conv: bool = False) -> FCParams:
     """More than one weight scale selects TFLM's per-channel path (multiplier from
     double(s_in)·double(s_w)/double(s_out)); one scale the per-tensor path (multiplier
-    from the float32 product s_in·s_w)."""
+    from the float32 product s_in·s_w). ``as_conv``: the layer runs as a 1x1 CONV_2D, whose
+    Prepare takes the per-channel path for one scale too."""
     lo, hi = activation_range(activation, out_q, dtype)
     if np.dtype(dtype) == np.int16:
         _require_zero_points_zero("FULLY_CONNECTED", input=x_q, output=out_q)
     weight_scales = np.atleast_1d(np.asarray(weight_scales, np.float32))
-    if weight_scales.size > 1:
+    if weight_scales.size > 1 or as_conv:
         real = [float(np.float64(x_q.scale) * np.float64(s) / np.float64(out_q.scale)) for s in weight_scales]
     else:  # GetQuantizedConvolutionMultipler: the product is formed in float32
         real = [float(np.float64(np.float32(x_q.scale) * weight_scales[0]) / np.float64(out_q.scale))]
@@ -210,6 +212,7 @@ def fully_connected(
     weight_scales,
     out_q: QuantParams,
     activation: str = "NONE",
+    as_conv: bool = False,
 ) -> np.ndarray:
     """FULLY_CONNECTED: ``x [..., K]`` times symmetric int8 ``weights [N, K]`` -> ``[..., N]``.
 
@@ -222,7 +225,7 @@ def fully_connected(
     path (multiplier from double(s_in)·double(s_w)/double(s_out)); one scale the
     per-tensor path (multiplier from the float32 product s_in·s_w).
     """
-    p = fc_params(x_q, weight_scales, out_q, activation, x.dtype)
+    p = fc_params(x_q, weight_scales, out_q, activation, x.dtype, as_conv)
     return fc_eval(x, weights, bias, p)
 
 
