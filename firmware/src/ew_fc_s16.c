@@ -85,13 +85,7 @@ void ew_fc_s16(const int16_t *const *taps, int32_t n_taps, int32_t tap_len,
     assert(n_taps == 0 || taps != NULL);
     assert(n_out == 0 || (mult != NULL && shift != NULL && out != NULL && (row_len == 0 || w != NULL)));
     assert(p->zp_in == 0 && p->zp_out == 0); /* 16x8: zero points 0 */
-#ifndef NDEBUG
-    for (o = 0; o < n_out; ++o) {
-        assert(mult[o] == 0 || mult[o] >= (1 << 30));
-        assert(shift[o] >= -31 && shift[o] <= 14);
-    }
-    o = 0;
-#endif
+    if (n_out > 0) ew_assert_multipliers(mult, shift, n_out, 14);
 #ifdef EW_ARM_DSP
     for (; o + 2 <= n_out; o += 2) {
         const int8_t *w0 = w + (int32_t)o * row_len;

@@ -85,13 +85,7 @@ void ew_fc_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len,
     assert(n_taps >= 0 && tap_len >= 0 && n_out >= 0 && p != NULL);
     assert(n_taps == 0 || taps != NULL);
     assert(n_out == 0 || (mult != NULL && shift != NULL && out != NULL && (row_len == 0 || w != NULL)));
-#ifndef NDEBUG
-    for (o = 0; o < n_out; ++o) {
-        assert(mult[o] == 0 || mult[o] >= (1 << 30));
-        assert(shift[o] >= -31 && shift[o] <= 31);
-    }
-    o = 0;
-#endif
+    if (n_out > 0) ew_assert_multipliers(mult, shift, n_out, 31);
 #ifdef EW_ARM_DSP
     for (; o + 2 <= n_out; o += 2) {
         const int8_t *w0 = w + (int32_t)o * row_len;
