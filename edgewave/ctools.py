@@ -249,7 +249,23 @@ def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[
     return elf, _sizes(elf, map_file, objs[:len(sources)], out_dir)
 
 
-_RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)")
+_RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)(?: played=(\d+))?")
+
+
+def _qemu(t: Target, elf, cwd: Path, timeout: float) -> dict:
+    """Runs the ELF on its board in `cwd` (where its semihosted files are); the EW_RESULT counts."""
+    cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
+           "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
+           "-kernel", str(Path(elf).resolve())]
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"QEMU {t.machine} did not finish within {timeout:g} s") from None
+    match = _RESULT.search(proc.stdout)
+    if proc.returncode != 0 or not match:
+        raise UserError(f"QEMU {t.machine} failed (exit {proc.returncode}): {_first_error(proc.stderr + proc.stdout)}")
+    return {k: int(v) for k, v in zip(("samples", "instructions", "max_step", "played"), match.groups())
+            if v is not None}
 
 
 def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=None) -> tuple[np.ndarray, dict]:
@@ -269,19 +285,70 @@ def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
         steps = feedback.write(tmp / "FB.bin", codes.dtype, out_dtype) if feedback else 0
-        cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
-               "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
-               "-kernel", str(Path(elf).resolve())]
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise UserError(f"QEMU {t.machine} did not finish within {timeout:g} s") from None
-        match = _RESULT.search(proc.stdout)
-        if proc.returncode != 0 or not match:
-            raise UserError(f"QEMU {t.machine} failed (exit {proc.returncode}): "
-                            f"{_first_error(proc.stderr + proc.stdout)}")
-        stats = dict(zip(("samples", "instructions", "max_step"), map(int, match.groups())))
+        stats = _qemu(t, elf, tmp, timeout)
         if stats["samples"] != len(codes) + steps:
             raise UserError(f"QEMU {t.machine} stepped {stats['samples']} of {len(codes) + steps} samples")
         return _read_outputs(tmp / "OUT.bin", codes, steps, out_dtype), stats
+
+
+def plc_script(codes: np.ndarray, gaps, fade: int) -> bytes:
+    """The concealment script of firmware/examples/ew_plc.h for received input codes and the
+    (start, gap end, fade end) of every gap (edgewave.plc.model.plan)."""
+    codes = _codes(codes)
+    le = codes.dtype.newbyteorder("<")
+    parts, t = [], 0
+
+    def record(kind, a, b):
+        parts.append(np.array([kind, b - a, fade], "<u4").tobytes())
+        if kind != 1:
+            data = codes[a:b].astype(le).tobytes()
+            parts.append(data + b"\0" * (-len(data) % 4))
+
+    for a, b, e in gaps:
+        if a > t:
+            record(0, t, a)
+        record(1, a, b)
+        if e > b:
+            record(2, b, e)
+        t = e
+    if t < len(codes):
+        record(0, t, len(codes))
+    return b"".join(parts)
+
+
+def conceal_host(binary, script: bytes, samples: int, in_dtype, timing: dict, timeout: float = 300) -> np.ndarray:
+    """The played input codes of a concealment script on a host runner; `timing` receives the
+    concealed samples (`steps`) and the time spent concealing them (`step_seconds`)."""
+    with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
+        tmp = Path(tmp)
+        (tmp / "PLC.bin").write_bytes(script)
+        try:
+            proc = subprocess.run([str(Path(binary).resolve()), "--conceal", "PLC.bin", "OUT.bin"], cwd=tmp,
+                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
+        if proc.returncode != 0:
+            raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
+        m = re.search(r"^steps (\d+) step_ns (\d+)$", proc.stdout, re.M)
+        timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
+        return _played(tmp / "OUT.bin", samples, in_dtype)
+
+
+def conceal_qemu(target, elf, script: bytes, samples: int, in_dtype, timeout: float = 3600) -> tuple[np.ndarray, dict]:
+    """The played input codes of a concealment script on a QEMU board, and the exact instructions
+    of the concealed samples alone (`samples` in the stats is how many were concealed)."""
+    t = _target(target)
+    _require(run=True)
+    with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
+        tmp = Path(tmp)
+        (tmp / "PLC.bin").write_bytes(script)
+        stats = _qemu(t, elf, tmp, timeout)
+        return _played(tmp / "OUT.bin", samples, in_dtype), stats
+
+
+def _played(path: Path, samples: int, in_dtype) -> np.ndarray:
+    dtype = np.dtype(in_dtype)
+    out = np.fromfile(path, dtype=dtype.newbyteorder("<")).astype(dtype)
+    if out.size != samples:
+        raise UserError(f"the runner played {out.size} of {samples} samples")
+    return out

@@ -221,13 +221,37 @@ class Engine:
         out, values = self._blocks(xs, history, chunk, keep)
         return (out, values) if keep else out
 
-    def _blocks(self, xs, history: dict, chunk: int | None, keep: bool):
-        """Runs blocks of `chunk` samples; `history` (tensor -> its last ring-length values, oldest
-        first) is updated in place to the state after the last sample."""
+    def after(self, xs: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The last output and the ring histories (oldest first) after streaming xs from the
+        initial state; the engine's own stream state is left alone. A feed-forward program
+        forgets what lies more than its receptive field plus its longest ring back, so this
+        over that much context gives the exact state of any longer stream at that point."""
+        p = self.prog
+        history = {name: np.full((length, p.tensors[name].channels), p.zero_code(name), p.dtype_of(name))
+                   for name, length in p.ring_lengths().items()}
+        out, _ = self._blocks(xs, history, None, keep=False)
+        return out[-1], history
+
+    def context_length(self) -> int:
+        """How many samples before a point determine the rings there (see `after`)."""
+        return self.prog.receptive_field() + max(self.prog.ring_lengths().values(), default=0)
+
+    def batch(self, histories: list[dict], steps: int) -> "BatchStream":
+        """Independent streams, one per history, stepped together for at most `steps` samples."""
+        self._compile()
+        return BatchStream(self, histories, steps)
+
+    def _compile(self):
         p = self.prog
         if self._seq_ops is None:
             self._seq_ops = [(lambda xs, op=op: _float_op(op, xs)) for op in p.ops] if not p.quantized else \
                 [_sequence_int_op(p, op) for op in p.ops]
+
+    def _blocks(self, xs, history: dict, chunk: int | None, keep: bool):
+        """Runs blocks of `chunk` samples; `history` (tensor -> its last ring-length values, oldest
+        first) is updated in place to the state after the last sample."""
+        p = self.prog
+        self._compile()
         lengths = p.ring_lengths()
         xs = np.asarray(xs, p.input_dtype).reshape(-1)
         chunk = max(int(chunk or self.chunk), 1)
@@ -259,3 +283,33 @@ class Engine:
             empty = {name: np.zeros((0, t.channels), p.dtype_of(name)) for name, t in p.tensors.items()}
             return empty[p.output], empty
         return np.concatenate(outs), {name: np.concatenate(v) for name, v in kept.items()}
+
+
+class BatchStream:
+    """B streams stepped in lockstep: one step of all of them costs about one step of one, so
+    many short free-running stretches (concealed gaps) run at the speed of the longest. Each
+    stream's rings start from its own history and grow by one row per step, so a tap at delay
+    d is row L + s - d at step s: the same values `step` reads from its ring."""
+
+    def __init__(self, engine: Engine, histories: list[dict], steps: int):
+        p = engine.prog
+        self.prog, self.ops = p, list(zip(p.ops, engine._seq_ops))
+        self.lengths = p.ring_lengths()
+        self.bufs = {}
+        for name, length in self.lengths.items():
+            buf = np.empty((len(histories), length + steps, p.tensors[name].channels), p.dtype_of(name))
+            buf[:, :length] = np.stack([h[name] for h in histories])
+            self.bufs[name] = buf
+        self.s = 0
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """One input per stream [B] in, each stream's output vector [B, C] out."""
+        p, s = self.prog, self.s
+        values = {p.input: np.asarray(x, p.input_dtype).reshape(-1, 1)}
+        for op, fn in self.ops:
+            taps = [values[n] if d == 0 else self.bufs[n][:, self.lengths[n] + s - d] for n, d in op.inputs]
+            values[op.output] = np.asarray(fn(taps), p.dtype_of(op.output)).reshape(len(taps[0]), -1)
+        for name, length in self.lengths.items():
+            self.bufs[name][:, length + s] = values[name]
+        self.s += 1
+        return values[p.output]

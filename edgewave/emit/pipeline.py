@@ -15,6 +15,7 @@ from ..engine import Engine
 from ..errors import UserError
 from ..modeldir import atomic_dir
 from ..paths import package_dir
+from ..plc import model as plc_model
 from . import plan as plan_mod
 from . import tflm
 
@@ -69,6 +70,14 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str,
         "resolver_ops": [tflm.RESOLVER_METHODS[o] for o in tflm.ops(stream)] if stream is not None else [],
         "model_bytes": tflm.c_array(stream) if stream is not None else "", "model_size": len(stream or b""),
     }
+    rule = plc_model.Rule(prog)
+    if prog.head == "mulaw":
+        ctx["feedback_levels"] = ", ".join(str(int(v)) for v in rule.levels)
+    else:
+        r = rule.rescale
+        ctx["feedback_params"] = ", ".join(str(int(v)) for v in (r.zp_in, r.zp_out, r.mult, r.shift, r.act_min,
+                                                                   r.act_max))
+    ctx["in_offset"] = -int(info.min)
     cores = [c for c, t in ctools.TARGETS.items() if t.cpu_flags and target in ("portable", c)]
     ctx["toolchains"] = [{"core": c, "flags": " ".join(ctools.TARGETS[c].cpu_flags)} for c in cores]
     rt = runtime_files()

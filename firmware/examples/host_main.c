@@ -1,9 +1,11 @@
-/* Host runner: prog IN.bin OUT.bin [FB.bin]
+/* Host runner: prog IN.bin OUT.bin [FB.bin]  or  prog --conceal PLC.bin OUT.bin
  * IN.bin holds raw ew_in_t input codes, OUT.bin receives EW_OUTPUTS raw ew_q_t
  * codes per input, both in the host's byte order (little-endian on x86/Arm).
  * With FB.bin, predictions are then fed back (ew_feedback.h).
  * On stdout: "steps N step_ns T", the monotonic time spent in ew_model_step_q alone
- * (file I/O excluded), which is what `simulate --backend c` reports per sample. */
+ * (file I/O excluded), which is what `simulate --backend c` reports per sample.
+ * With --conceal, PLC.bin is a concealment script (ew_plc.h); OUT.bin receives the played
+ * input codes and stdout "steps N step_ns T" for the concealed samples alone. */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime in C99 mode */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 #include "edgewave_model.h"
 #include "ew_feedback.h"
+#include "ew_plc.h"
 
 #define CHUNK 256
 
@@ -27,6 +30,27 @@ static int fail(const char *what, const char *path)
     return 1;
 }
 
+static unsigned long long plc_t0, plc_ns;
+static void plc_start(void) { plc_t0 = now_ns(); }
+static void plc_stop(void) { plc_ns += now_ns() - plc_t0; }
+
+static int conceal(const char *script_path, const char *out_path)
+{
+    static ew_model_state state;
+    const ew_plc_clock clock = {plc_start, plc_stop};
+    uint64_t concealed;
+    FILE *fs, *fo;
+    long played;
+    if (!(fs = fopen(script_path, "rb"))) return fail("cannot open", script_path);
+    if (!(fo = fopen(out_path, "wb"))) return fail("cannot create output", out_path);
+    played = ew_plc_run(fs, fo, &state, &clock, &concealed);
+    fclose(fs);
+    if (played < 0) return fail("malformed concealment script or I/O error:", script_path);
+    if (fclose(fo) != 0) return fail("cannot write", out_path);
+    printf("steps %llu step_ns %llu\n", (unsigned long long)concealed, plc_ns);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static ew_model_state state;
@@ -38,6 +62,7 @@ int main(int argc, char **argv)
     size_t n, i;
     unsigned long long steps = 0, step_ns = 0, t0;
 
+    if (argc == 4 && strcmp(argv[1], "--conceal") == 0) return conceal(argv[2], argv[3]);
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: %s IN.bin OUT.bin [FB.bin]\n", argc ? argv[0] : "prog");
         return 2;
