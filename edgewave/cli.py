@@ -65,9 +65,18 @@ def main():
 @click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
 @click.option("--cpu-devices", type=click.IntRange(1), default=1, show_default=True,
               help="Split the CPU into N logical devices for MirroredStrategy (testing distributed training).")
+@click.option("--horizon", type=click.IntRange(1), metavar="H",
+              help="After the one-step fit, fine-tune through the feedback loop: from real context the model "
+                   "generates the next H samples from its own predictions (as it does through a lost frame in "
+                   "`edgewave conceal`) and learns from their error, mixed with the one-step loss. Use the lost "
+                   "frame length, e.g. 160 for 20 ms at 8 kHz. Regression head only. Default: off.")
+@click.option("--init", "init_dir", metavar="MODEL_DIR",
+              help="Start from the weights of this trained MODEL_DIR (same --spec). With --horizon only the "
+                   "feedback-loop fine-tuning runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
 @command
-def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, channel, cpu_devices, as_json):
+def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, channel, cpu_devices, horizon, init_dir,
+          as_json):
     """Train a next-sample predictor on a signal.
 
     The data are split by time into train/validation/test (80/10/10 per file);
@@ -84,7 +93,7 @@ def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, chan
     spec = spec_mod.load(spec_path) if spec_path else spec_mod.default()
     model, graph, meta = train_mod.fit(spec, data, channel=channel, epochs=epochs, max_minutes=max_minutes,
                                        seed=seed, cpu_devices=cpu_devices, quiet=False,
-                                       steps_per_epoch=steps_per_epoch)
+                                       steps_per_epoch=steps_per_epoch, horizon=horizon, init=init_dir)
     train_mod.save(out, model, graph, meta)
     summary = _summary(graph, meta)
     if as_json:
@@ -395,6 +404,56 @@ def conceal(out_dir, data, loss, frame_ms, burst, seed, limit, channel, backend,
 
     report = run_conceal(out_dir, data, loss=loss, frame_ms=frame_ms, burst=burst, seed=seed, limit=limit,
                          backend=backend, out=wav_out, channel=channel, fade_ms=fade_ms)
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(human_report(report), nl=False)
+
+
+@main.command()
+@click.argument("out_dir", metavar="OUT_DIR")
+@click.option("--data", required=True, metavar="PATH", help="Recording to score (WAV at the model's rate).")
+@click.option("--labels", "labels_path", metavar="FILE",
+              help="Ground truth: a text file with one 0 (normal) or 1 (anomalous) per sample of --data. "
+                   "With it, AUC, detection delay and false alarms are reported, with the baselines'.")
+@click.option("--calibrate", "calibrate_path", metavar="PATH",
+              help="A normal recording to calibrate the score's level and threshold on (default: the first "
+                   "20 % of --data, assumed normal).")
+@click.option("--backend", type=click.Choice(["float", "int", "c", "qemu-m4", "qemu-m7", "qemu-m33"]), default="int",
+              show_default=True,
+              help="Where the model scores: float or int (numpy engines), c (the emitted C, NAME_score_step, "
+                   "on this machine), qemu-m4/m7/m33 (the same C on an emulated Cortex-M).")
+@click.option("--window-ms", type=float, default=500.0, show_default=True,
+              help="Smoothing window of the squared prediction error (a causal moving average).")
+@click.option("--false-alarm-rate", type=float, default=0.001, show_default=True, metavar="R",
+              help="Share of normal calibration samples allowed above the threshold.")
+@click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
+@click.option("--out", "csv_out", metavar="FILE.csv", help="Per-sample signal, score, alarm (and label).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@command
+def anomaly(out_dir, data, labels_path, calibrate_path, backend, window_ms, false_alarm_rate, channel, csv_out,
+            as_json):
+    """Raise an alarm where a signal stops looking like itself.
+
+    \b
+    Score: the causal moving average of the model's squared one-step prediction
+    error over --window-ms, as |ln(energy / normal level)|: far from normal in
+    either direction (unpredictable: noise, gain jumps, a distorted shape; or
+    too predictable: a flatline, a stuck sensor). Level and threshold come from
+    normal data (--calibrate, or the first 20 % of --data) and the target
+    --false-alarm-rate. Baselines with the same smoothing and calibration:
+    LPC-32 fitted on the same normal data, and a moving z-score of the signal.
+    On integer backends the error is in input codes, so the device computes the
+    same window sums (NAME_score_step).
+
+    \b
+    Example:
+      edgewave anomaly out/ --data pump.wav --labels pump_labels.txt --json
+    """
+    from .anomaly.detect import detect, human_report
+
+    report = detect(out_dir, data, labels_path=labels_path, backend=backend, window_ms=window_ms,
+                    false_alarm_rate=false_alarm_rate, calibrate_path=calibrate_path, out=csv_out, channel=channel)
     if as_json:
         emit_json(report)
     else:

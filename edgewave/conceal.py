@@ -114,7 +114,7 @@ def conceal(out_dir: str, data: str, *, loss: float, frame_ms: float, burst=None
     fade = max(1, int(round(fade_ms * rate / 1000)))
     if fade > plc_model.MAX_FADE:
         raise UserError(f"--fade-ms {fade_ms} is {fade} samples at {rate} Hz, more than the {plc_model.MAX_FADE} "
-                        "the device runners buffer; use a shorter fade")
+                        "the device API supports; use a shorter fade")
     lost_frames = loss_models.lost_frames(loss_models.n_frames(len(x), frame), loss, burst, seed)
     mask = loss_models.frame_mask(lost_frames, frame, len(x))
 

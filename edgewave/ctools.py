@@ -352,3 +352,42 @@ def _played(path: Path, samples: int, in_dtype) -> np.ndarray:
     if out.size != samples:
         raise UserError(f"the runner played {out.size} of {samples} samples")
     return out
+
+
+def score_host(binary, codes, window: int, timing: dict, timeout: float = 300) -> np.ndarray:
+    """The anomaly window sums (uint64 per sample) of a host runner; `timing` receives the time
+    spent in the score step (`step_seconds`)."""
+    codes = _codes(codes)
+    with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
+        tmp = Path(tmp)
+        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+        try:
+            proc = subprocess.run([str(Path(binary).resolve()), "--score", str(int(window)), "IN.bin", "OUT.bin"],
+                                  cwd=tmp, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
+        if proc.returncode != 0:
+            raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
+        m = re.search(r"^steps (\d+) step_ns (\d+)$", proc.stdout, re.M)
+        timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
+        return _sums(tmp / "OUT.bin", len(codes))
+
+
+def score_qemu(target, elf, codes, window: int, timeout: float = 3600) -> tuple[np.ndarray, dict]:
+    """The anomaly window sums on a QEMU board, and the exact instructions of the score steps."""
+    t = _target(target)
+    _require(run=True)
+    codes = _codes(codes)
+    with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
+        tmp = Path(tmp)
+        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+        (tmp / "SCORE.bin").write_bytes(np.array([window], "<u4").tobytes())
+        stats = _qemu(t, elf, tmp, timeout)
+        return _sums(tmp / "OUT.bin", len(codes)), stats
+
+
+def _sums(path: Path, samples: int) -> np.ndarray:
+    out = np.fromfile(path, dtype="<u8").astype(np.int64)
+    if out.size != samples:
+        raise UserError(f"the runner scored {out.size} of {samples} samples")
+    return out

@@ -52,15 +52,25 @@ def smoothed_energy(err: np.ndarray, window: int) -> np.ndarray:
     return causal_moving_mean(_finite_float64(err, "error signal") ** 2, window)
 
 
+# Energy below this fraction of the normal level counts as this fraction: the score of a signal
+# that has become perfectly predictable (a flatline) is large but finite.
+ENERGY_FLOOR = 1e-6
+
+
 @dataclass(frozen=True)
 class Calibration:
     """How to turn an error signal into a normalised score and an alarm (score > threshold)."""
 
-    level: float             # median smoothed energy on normal data: score 1.0 means "typical normal"
-    threshold: float         # in normalised units: the (1 - false_alarm_rate) quantile on normal data
+    level: float             # median smoothed energy on normal data
+    threshold: float         # the (1 - false_alarm_rate) quantile of the score on normal data
     false_alarm_rate: float  # target fraction of normal samples above the threshold
     window: int              # smoothing window, samples
     source: str              # where the normal calibration data came from
+
+    def energy_bounds(self) -> tuple[float, float]:
+        """The alarm as bounds on the smoothed energy: below the first or above the second
+        (what a device compares its integer window sum with, times the window)."""
+        return self.level * np.exp(-self.threshold), self.level * np.exp(self.threshold)
 
 
 def _check_rate(false_alarm_rate: float) -> float:
@@ -70,29 +80,45 @@ def _check_rate(false_alarm_rate: float) -> float:
     return float(false_alarm_rate)
 
 
-def calibrate(normal_err: np.ndarray, window: int, false_alarm_rate: float, source: str) -> Calibration:
-    """Level and threshold from the prediction error on normal data (no anomalies in it)."""
+def normalised(energy: np.ndarray, level: float) -> np.ndarray:
+    """|ln(energy / level)|: how far the error energy is from its normal level, either way.
+
+    Two-sided on purpose: a signal can stop looking like itself by becoming unpredictable
+    (noise, a gain jump, a distorted shape) or by becoming too predictable (a stuck sensor, a
+    flatline, a lead off), and the second is often the alarm that matters most."""
+    ratio = np.maximum(np.asarray(energy, np.float64) / level, ENERGY_FLOOR)
+    return np.abs(np.log(ratio))
+
+
+def calibrate_energy(energy: np.ndarray, window: int, false_alarm_rate: float, source: str) -> Calibration:
+    """Level and threshold from the smoothed error energy on normal data (no anomalies in it)."""
     window = _check_window(window)
     false_alarm_rate = _check_rate(false_alarm_rate)
-    normal_err = _finite_float64(normal_err, "calibration error signal")
-    if normal_err.size < window:
-        raise UserError(f"the calibration data ({source}) has {normal_err.size} samples, fewer than the "
+    energy = np.asarray(energy, np.float64).reshape(-1)
+    if energy.size < window:
+        raise UserError(f"the calibration data ({source}) has {energy.size} samples, fewer than the "
                         f"smoothing window of {window}; use more normal data or a shorter window")
     # The first window-1 values average fewer samples, so they are noisier than what the detector
     # sees in steady state; leaving them out keeps the threshold from being set by the warm-up.
-    energy = smoothed_energy(normal_err, window)[window - 1:]
+    energy = energy[window - 1:]
     # Median, not mean: normal calibration data often holds a few artefacts (clipping, dropouts)
-    # whose squared error would dominate a mean. The level cancels in the alarm decision anyway
-    # (energy/level > threshold), so it only fixes the units, and the median makes them robust.
+    # whose squared error would dominate a mean.
     level = float(np.median(energy))
     if level <= 0.0:
         raise UserError(f"the prediction error is zero on most of the calibration data ({source}); "
                         "calibrate on a longer, non-constant stretch of normal signal")
-    threshold = float(np.quantile(energy / level, 1.0 - false_alarm_rate))
+    threshold = float(np.quantile(normalised(energy, level), 1.0 - false_alarm_rate))
     return Calibration(level=level, threshold=threshold, false_alarm_rate=false_alarm_rate,
                        window=window, source=str(source))
 
 
+def calibrate(normal_err: np.ndarray, window: int, false_alarm_rate: float, source: str) -> Calibration:
+    """`calibrate_energy` of an error signal on normal data."""
+    window = _check_window(window)
+    return calibrate_energy(smoothed_energy(_finite_float64(normal_err, "calibration error signal"), window),
+                            window, false_alarm_rate, source)
+
+
 def score(err: np.ndarray, cal: Calibration) -> np.ndarray:
-    """Normalised anomaly score: smoothed error energy over its normal level (1.0 = typical)."""
-    return smoothed_energy(err, cal.window) / cal.level
+    """Normalised anomaly score of an error signal (0 = exactly the normal level)."""
+    return normalised(smoothed_energy(err, cal.window), cal.level)

@@ -26,7 +26,7 @@ from ..engine import Engine
 from ..metrics import mulaw_decode
 
 FADE_ONE = 1 << 15  # fixed-point 1.0 of the cross-fade weights
-MAX_FADE = 2048  # samples; the example runners' buffer (firmware/examples/ew_plc.h)
+MAX_FADE = 65535  # samples: NAME_resume's Q15 weights need (fade + 1) << 15 to fit 32 bits
 
 
 def fade_weight(k: int, n: int) -> int:

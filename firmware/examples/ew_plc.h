@@ -15,7 +15,7 @@
 #include "edgewave_model.h"
 
 #define EW_PLC_CHUNK 64
-#define EW_PLC_MAX_FADE 2048 /* edgewave.plc.model.MAX_FADE */
+#define EW_PLC_MAX_FADE 65535u /* edgewave.plc.model.MAX_FADE */
 
 typedef struct {
     void (*start)(void);
@@ -27,20 +27,12 @@ static uint32_t ew_plc_le32(const unsigned char *b)
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-/* Reads n codes (and their padding) into in[]; 0 on a short file. */
-static int ew_plc_codes(FILE *f, ew_in_t *in, uint32_t n)
-{
-    unsigned char pad[4];
-    size_t extra = (4u - (n * sizeof(ew_in_t)) % 4u) % 4u;
-    return fread(in, sizeof in[0], n, f) == n && fread(pad, 1, extra, f) == extra;
-}
-
 /* Runs the whole script; returns the samples played, or -1 on a malformed script or I/O error.
  * `concealed` receives the number of concealed samples (gaps only). */
 static long ew_plc_run(FILE *script, FILE *out, ew_model_state *s, const ew_plc_clock *clock,
                        uint64_t *concealed)
 {
-    static ew_in_t in[EW_PLC_MAX_FADE], played[EW_PLC_MAX_FADE];
+    static ew_in_t in[EW_PLC_CHUNK], played[EW_PLC_CHUNK];
     ew_q_t y[EW_OUTPUTS] = {0};
     unsigned char h[12];
     long total = 0;
@@ -51,14 +43,12 @@ static long ew_plc_run(FILE *script, FILE *out, ew_model_state *s, const ew_plc_
         const uint32_t kind = ew_plc_le32(h), n = ew_plc_le32(h + 4), fade = ew_plc_le32(h + 8);
         uint32_t i, k, m;
         if (kind > 2u || (kind == 2u && (n > fade || fade > EW_PLC_MAX_FADE))) return -1;
-        if (kind == 2u) {
-            if (!ew_plc_codes(script, in, n)) return -1;
-            ew_model_resume(s, y, in, (int32_t)n, (int32_t)fade, played);
-            if (fwrite(played, sizeof played[0], n, out) != n) return -1;
-        }
-        for (i = 0; kind != 2u && i < n; i += m) {
+        for (i = 0; i < n; i += m) {
             m = n - i < EW_PLC_CHUNK ? n - i : EW_PLC_CHUNK;
-            if (kind == 0u) {
+            if (kind == 2u) {
+                if (fread(in, sizeof in[0], m, script) != m) return -1;
+                ew_model_resume(s, y, in, (int32_t)m, (int32_t)i, (int32_t)fade, played);
+            } else if (kind == 0u) {
                 if (fread(in, sizeof in[0], m, script) != m) return -1;
                 for (k = 0; k < m; k++) {
                     ew_model_step_q(s, in[k], y);
@@ -73,7 +63,7 @@ static long ew_plc_run(FILE *script, FILE *out, ew_model_state *s, const ew_plc_
             }
             if (fwrite(played, sizeof played[0], m, out) != m) return -1;
         }
-        if (kind == 0u) {
+        if (kind != 1u) {
             unsigned char pad[4];
             size_t extra = (4u - (n * sizeof(ew_in_t)) % 4u) % 4u;
             if (fread(pad, 1, extra, script) != extra) return -1;

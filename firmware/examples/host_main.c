@@ -1,11 +1,14 @@
 /* Host runner: prog IN.bin OUT.bin [FB.bin]  or  prog --conceal PLC.bin OUT.bin
+ *                                           or  prog --score WINDOW IN.bin OUT.bin
  * IN.bin holds raw ew_in_t input codes, OUT.bin receives EW_OUTPUTS raw ew_q_t
  * codes per input, both in the host's byte order (little-endian on x86/Arm).
  * With FB.bin, predictions are then fed back (ew_feedback.h).
  * On stdout: "steps N step_ns T", the monotonic time spent in ew_model_step_q alone
  * (file I/O excluded), which is what `simulate --backend c` reports per sample.
  * With --conceal, PLC.bin is a concealment script (ew_plc.h); OUT.bin receives the played
- * input codes and stdout "steps N step_ns T" for the concealed samples alone. */
+ * input codes and stdout "steps N step_ns T" for the concealed samples alone.
+ * With --score, OUT.bin receives each step's anomaly window sum (ew_score.h) and the time is
+ * that of ew_model_score_step. */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime in C99 mode */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include "edgewave_model.h"
 #include "ew_feedback.h"
 #include "ew_plc.h"
+#include "ew_score.h"
 
 #define CHUNK 256
 
@@ -51,6 +55,25 @@ static int conceal(const char *script_path, const char *out_path)
     return 0;
 }
 
+static int score(const char *window, const char *in_path, const char *out_path)
+{
+    static ew_model_state state;
+    const ew_plc_clock clock = {plc_start, plc_stop};
+    char *end;
+    const unsigned long w = strtoul(window, &end, 10);
+    FILE *fi, *fo;
+    long scored;
+    if (*window == '\0' || *end != '\0' || w > EW_SCORE_MAX_WINDOW) return fail("bad window", window);
+    if (!(fi = fopen(in_path, "rb"))) return fail("cannot open input", in_path);
+    if (!(fo = fopen(out_path, "wb"))) return fail("cannot create output", out_path);
+    scored = ew_score_run(fi, fo, (uint32_t)w, &state, &clock);
+    fclose(fi);
+    if (scored < 0) return fail("cannot score (bad window or I/O error):", in_path);
+    if (fclose(fo) != 0) return fail("cannot write", out_path);
+    printf("steps %ld step_ns %llu\n", scored, plc_ns);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static ew_model_state state;
@@ -63,6 +86,7 @@ int main(int argc, char **argv)
     unsigned long long steps = 0, step_ns = 0, t0;
 
     if (argc == 4 && strcmp(argv[1], "--conceal") == 0) return conceal(argv[2], argv[3]);
+    if (argc == 5 && strcmp(argv[1], "--score") == 0) return score(argv[2], argv[3], argv[4]);
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: %s IN.bin OUT.bin [FB.bin]\n", argc ? argv[0] : "prog");
         return 2;
