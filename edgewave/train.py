@@ -17,6 +17,15 @@ from .tfimport import tensorflow
 
 LPC_ORDER = 32
 
+# Feedback-loop fine-tuning (`--horizon`): epochs of `steps_per_epoch` free-run batches, early-stopped on the
+# validation free-run loss; the one-step loss on the same windows is mixed in so one-step gain is kept.
+HORIZON_EPOCHS = 12
+HORIZON_PATIENCE = 4
+HORIZON_LR_FACTOR = 0.1   # of the spec's learning rate: a fine-tune, not a fresh start
+HORIZON_ONE_STEP = 0.5    # weight of the teacher-forced loss next to the free-run loss
+HORIZON_SPECTRAL = 0.0    # weight of a log-spectral (phase-free) loss on the generated samples
+HORIZON_VAL_WINDOWS = 64
+
 
 def configure_devices(cpu_devices: int) -> None:
     """Split the CPU into logical devices (tests distributed training without GPUs)."""
@@ -65,8 +74,13 @@ class _Progress:
 
 def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None = None,
         max_minutes: float | None = None, seed: int = 0, cpu_devices: int = 1, quiet: bool = False,
-        steps_per_epoch: int | None = None) -> tuple[object, Graph, dict]:
-    """Train `spec` on `data`; returns (keras model, graph with weights, metadata)."""
+        steps_per_epoch: int | None = None, horizon: int | None = None, init: str | None = None,
+        horizon_options: dict | None = None) -> tuple[object, Graph, dict]:
+    """Train `spec` on `data`; returns (keras model, graph with weights, metadata).
+
+    `horizon` (samples) adds feedback-loop training after the one-step fit: see `fit_horizon`.
+    `init` (a MODEL_DIR) starts from that model's weights; with `horizon`, only the feedback-loop
+    phase runs then (the model is already a one-step predictor)."""
     configure_devices(cpu_devices)
     import keras
     import tensorflow as tf
@@ -74,6 +88,11 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     from .frontend.build import build_model, get_weights
 
     graph = to_graph(spec)
+    if horizon is not None and graph.head != "regression":
+        raise UserError(f"--horizon trains through the feedback loop, which needs a differentiable output; "
+                        f"the {graph.head!r} head feeds back an argmax. Use head = \"regression\"")
+    if horizon is not None and horizon < 1:
+        raise UserError(f"--horizon must be at least 1 sample, got {horizon}")
     cfg = {**spec.train}
     if epochs is not None:
         cfg["epochs"] = epochs
@@ -89,6 +108,8 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     strategy = make_strategy()
     with strategy.scope():
         model = build_model(graph)
+        if init is not None:
+            _load_init(model, graph, init)
         loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if graph.head == "mulaw"
                 else keras.losses.MeanSquaredError())
         # Cosine decay: the last epochs refine at a small step.
@@ -105,9 +126,17 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True),
                  _Progress(cfg["epochs"], max_minutes, quiet)]
     t0 = time.monotonic()
-    history = model.fit(train, validation_data=val, epochs=cfg["epochs"], steps_per_epoch=cfg["steps_per_epoch"],
-                        callbacks=callbacks, verbose=0)
+    if init is not None and horizon is not None:
+        history = {"loss": [], "val_loss": []}
+    else:
+        history = model.fit(train, validation_data=val, epochs=cfg["epochs"], steps_per_epoch=cfg["steps_per_epoch"],
+                            callbacks=callbacks, verbose=0).history
     seconds = time.monotonic() - t0
+    horizon_meta = None
+    if horizon is not None:
+        horizon_meta = fit_horizon(model, graph, sources, norm, cfg, horizon, strategy, seed=seed, max_minutes=max_minutes,
+                                   quiet=quiet, **(horizon_options or {}))
+        seconds += horizon_meta["seconds"]
     graph.weights = get_weights(model, graph)
 
     metrics = evaluate(graph, model, sources, norm)
@@ -118,12 +147,135 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         "data": {"sources": [s.path for s in sources], "channel": channel,
                  "samples": sum(s.length for s in sources),
                  "split": {"train": 0.8, "validation": 0.1, "test": 0.1}},
-        "training": {**cfg, "seed": seed, "epochs_run": len(history.history["loss"]),
+        "training": {**cfg, "seed": seed, "epochs_run": len(history["loss"]),
                      "seconds": round(seconds, 1), "replicas": strategy.num_replicas_in_sync,
-                     "best_val_loss": float(min(history.history.get("val_loss", [np.nan])))},
+                     "best_val_loss": float(min(history.get("val_loss") or [np.nan]))},
         "metrics": metrics,
     }
+    if init is not None:
+        meta["training"]["init"] = str(init)
+    if horizon_meta is not None:
+        meta["training"]["horizon"] = horizon_meta
     return model, graph, meta
+
+
+def _load_init(model, graph: Graph, init: str) -> None:
+    """Copy the weights of a trained MODEL_DIR into `model` (built from the same spec)."""
+    from .frontend.build import set_weights
+
+    init_graph, _ = modeldir.load(init)
+    mine = {n.name: (n.op, n.channels, n.kernel, n.dilation) for n in graph.nodes}
+    theirs = {n.name: (n.op, n.channels, n.kernel, n.dilation) for n in init_graph.nodes}
+    if mine != theirs:
+        raise UserError(f"--init {init} was trained from another spec; pass the same --spec it was trained with")
+    graph.weights = init_graph.weights
+    set_weights(model, graph)
+
+
+def fit_horizon(model, graph: Graph, sources, norm, cfg: dict, horizon: int, strategy, *, seed: int = 0,
+                max_minutes: float | None = None, quiet: bool = False, epochs: int = HORIZON_EPOCHS,
+                steps_per_epoch: int | None = None, learning_rate: float | None = None,
+                one_step: float = HORIZON_ONE_STEP, spectral: float = HORIZON_SPECTRAL,
+                patience: int = HORIZON_PATIENCE, val_windows: int = HORIZON_VAL_WINDOWS) -> dict:
+    """Fine-tune `model` through its own feedback loop (in place); returns the phase's metadata.
+
+    Each training window holds rf real samples of context and the next `horizon` samples. From the
+    context the model predicts sample rf, that prediction becomes its next input, and so on for
+    `horizon` steps, exactly as it runs through a lost frame (each step re-runs the causal model on
+    the last rf samples, which is all its next output can see). The loss is the MSE of the generated
+    samples against the real ones, plus `one_step` times the ordinary teacher-forced MSE on the same
+    window, plus `spectral` times a log-magnitude STFT distance of the generated stretch (which does
+    not punish a continuation for drifting out of phase, only for losing its spectrum or energy).
+    The weights with the best validation free-run loss are kept.
+    """
+    import keras
+    import tensorflow as tf
+
+    rf = graph.receptive_field
+    steps = steps_per_epoch or cfg["steps_per_epoch"]
+    lr = learning_rate if learning_rate is not None else cfg["learning_rate"] * HORIZON_LR_FACTOR
+    window = rf + horizon - 1  # inputs; the targets of the last `horizon` outputs end one sample later
+    train = dataset.train_dataset(sources, norm, window, cfg["batch"], seed + 1, graph.head, graph.mulaw_bits)
+    val = dataset.eval_dataset(sources, norm, 1, window, cfg["batch"], graph.head, graph.mulaw_bits,
+                               limit=val_windows)
+    with strategy.scope():
+        optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, epochs * steps, alpha=0.1),
+                                          clipnorm=1.0)
+        optimizer.build(model.trainable_variables)
+    replicas = strategy.num_replicas_in_sync
+    frame = min(64, horizon)
+
+    def free_run(x):
+        ctx = x[:, :rf, :]
+        out = tf.TensorArray(tf.float32, size=horizon)
+        for k in tf.range(horizon):
+            y = model(ctx, training=False)[:, -1:, :]
+            out = out.write(k, y[:, 0, 0])
+            ctx = tf.concat([ctx[:, 1:, :], y], axis=1)
+        return tf.transpose(out.stack())  # [batch, horizon]
+
+    def losses(x, y):
+        target = y[:, rf - 1:, 0]
+        gen = free_run(x)
+        free = tf.reduce_mean(tf.square(gen - target))
+        teacher = tf.reduce_mean(tf.square(model(x, training=True)[:, rf - 1:, 0] - target))
+        total = free + one_step * teacher
+        if spectral > 0:
+            spec = lambda s: tf.math.log(tf.abs(tf.signal.stft(s, frame, max(1, frame // 4), fft_length=frame)) + 1e-3)
+            total += spectral * tf.reduce_mean(tf.abs(spec(gen) - spec(target)))
+        return total, free
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            total, free = losses(x, y)
+            scaled = total / replicas  # gradients are summed over replicas
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return total, free
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        total, free = strategy.run(replica_step, args=(x, y))
+        mean = tf.distribute.ReduceOp.MEAN
+        return strategy.reduce(mean, total, axis=None), strategy.reduce(mean, free, axis=None)
+
+    @tf.function(reduce_retracing=True)
+    def val_step(x, y):
+        return tf.reduce_mean(tf.square(free_run(x) - y[:, rf - 1:, 0]))
+
+    def validate():
+        return float(np.mean([float(val_step(x, y)) for x, y in val]))
+
+    t0 = time.monotonic()
+    before = validate()
+    best, best_weights, waited, history = before, model.get_weights(), 0, []
+    if not quiet:
+        print(f"horizon {horizon}: validation free-run loss {before:.5f} before fine-tuning", file=sys.stderr, flush=True)
+    batches = iter(strategy.experimental_distribute_dataset(train))
+    for epoch in range(epochs):
+        run = [train_step(*next(batches)) for _ in range(steps)]
+        loss = float(np.mean([float(t) for t, _ in run]))
+        val_loss = validate()
+        history.append(val_loss)
+        elapsed = time.monotonic() - t0
+        if not quiet:
+            print(f"horizon epoch {epoch + 1}/{epochs}  loss {loss:.5f}  val_free_run {val_loss:.5f}  {elapsed:.0f} s",
+                  file=sys.stderr, flush=True)
+        if val_loss < best:
+            best, best_weights, waited = val_loss, model.get_weights(), 0
+        else:
+            waited += 1
+        if waited >= patience:
+            break
+        if max_minutes is not None and elapsed > 60 * max_minutes:
+            if not quiet:
+                print(f"time limit of {max_minutes:g} min reached; stopping", file=sys.stderr)
+            break
+    model.set_weights(best_weights)
+    return {"samples": horizon, "epochs_run": len(history), "steps_per_epoch": steps, "learning_rate": lr,
+            "one_step_weight": one_step, "spectral_weight": spectral, "seconds": round(time.monotonic() - t0, 1),
+            "val_free_run_loss_before": round(before, 6),
+            "best_val_free_run_loss": round(best, 6)}
 
 
 def predict_sequence(model, x: np.ndarray, rf: int, chunk: int = 1 << 16) -> np.ndarray:
