@@ -11,7 +11,6 @@ import json
 import sys
 
 import click
-import numpy as np
 
 from .errors import UserError
 
@@ -287,16 +286,13 @@ def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, a
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
 @click.option("--plot", "plot_path", metavar="FILE.png", help="Draw signal, predictions, error and its histogram.")
-@click.option("--anomaly", "anomaly_path", metavar="FILE.csv",
-              help="Write the per-sample prediction error (anomaly score) and a flag above the threshold learned "
-                   "on the first 80 % of the data.")
 @click.option("--generate", type=click.IntRange(1), metavar="N",
               help="After streaming the data (the priming), generate N samples by feeding predictions back.")
 @click.option("--out", "gen_out", metavar="FILE.wav", help="Where --generate writes its samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling in --generate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
 @command
-def simulate(out_dir, data, backend, compare, limit, channel, plot_path, anomaly_path, generate, gen_out, seed,
+def simulate(out_dir, data, backend, compare, limit, channel, plot_path, generate, gen_out, seed,
              as_json):
     """Stream a signal sample by sample through a converted model, as the device will.
 
@@ -331,13 +327,6 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, anomaly
             shown = {backend: pred, **{b: sim.predictions(conv, results[b]) for b in compare if b != backend}}
             plot(plot_path, x, shown, rf, conv.manifest.get("sample_rate"), norm["scale"], norm["offset"])
             report["plot"] = plot_path
-        if anomaly_path:
-            train = slice(0, int(0.8 * len(x)))
-            err = np.abs(x[1:] - pred[:-1])[rf:train.stop]
-            threshold = float(np.quantile(err, 0.999)) if err.size else float("inf")
-            report["anomaly_threshold"] = threshold * norm["scale"]
-            report["anomalies"] = sim.anomaly_csv(anomaly_path, x, pred, rf, threshold)
-            report["anomaly_csv"] = anomaly_path
         if generate:
             from .signals import write_wav
 

@@ -190,23 +190,6 @@ def progress_printer(label: str, total: int, quiet: bool):
     return update
 
 
-def anomaly_csv(path: str, x: np.ndarray, pred: np.ndarray, rf: int, threshold: float) -> int:
-    """Per-sample absolute prediction error (the anomaly score); returns how many exceed the threshold."""
-    err = np.full(len(x), np.nan)
-    err[1:] = np.abs(x[1:] - pred[:-1])
-    err[:rf] = np.nan  # no full context yet
-    flagged = np.nan_to_num(err, nan=0.0) > threshold
-    out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write("index,sample,prediction,error,anomaly\n")
-        prev = np.concatenate([[np.nan], pred[:-1]])
-        for i in range(len(x)):
-            f.write(f"{i},{x[i]:.6g},{prev[i]:.6g},{err[i]:.6g},{int(flagged[i])}\n")
-    tmp.replace(out)
-    return int(flagged.sum())
-
-
 def stepper(name: str, conv: Converted):
     """A fresh step function (one model-domain input -> that step's raw output) on a Python-driven backend."""
     if name == "keras":

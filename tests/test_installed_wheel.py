@@ -97,7 +97,7 @@ def test_installed_cli_end_to_end(installed, tmp_path):
     assert Path(where.stdout.strip()).is_relative_to(bindir.parent), f"edgewave imported from {where.stdout}"
 
     ok(ew(bindir, work, "--version"))
-    for cmd in ("train", "info", "convert", "emit", "simulate", "demo", "spec"):
+    for cmd in ("train", "info", "convert", "emit", "simulate", "conceal", "anomaly", "demo", "spec"):
         assert "Usage:" in ok(ew(bindir, work, cmd, "--help")).stdout
 
     ok(ew(bindir, work, "train", "--data", "speech.wav", "--spec", "tiny.toml", "--out", "model", "--seed", "2"))
@@ -123,6 +123,19 @@ def test_installed_cli_end_to_end(installed, tmp_path):
         sim = json.loads(ok(ew(bindir, work, "simulate", "int16x8", "--data", "speech.wav", "--backend", backend,
                                "--compare", "int", "--limit", "2000", "--json")).stdout)
         assert sim["max_lsb_diff"]["int"] == 0, (backend, sim)
+
+    # The jobs, on the device API: the emitted C conceals and scores what the engine does.
+    wavs = {}
+    for backend in ("int", "c"):
+        rep = json.loads(ok(ew(bindir, work, "conceal", "int16x8", "--data", "speech.wav", "--loss", "0.1",
+                               "--frame-ms", "20", "--limit", "16000", "--backend", backend,
+                               "--out", f"concealed-{backend}.wav", "--json")).stdout)
+        assert rep["pesq"] > 1 and set(rep["baselines"]) == {"zero", "repeat", "g711"}
+        wavs[backend] = (work / f"concealed-{backend}.wav").read_bytes()
+    assert wavs["c"] == wavs["int"]
+    scores = [json.loads(ok(ew(bindir, work, "anomaly", "int16x8", "--data", "speech.wav", "--window-ms", "20",
+                               "--backend", backend, "--json")).stdout) for backend in ("int", "c")]
+    assert scores[0]["alarms"] == scores[1]["alarms"] and scores[0]["threshold"] == scores[1]["threshold"]
 
     demo = ok(ew(bindir, work, "demo", "--spec", "tiny.toml", "--samples", "2000", "--out", "demo"))
     table = demo.stdout

@@ -827,7 +827,6 @@ def _fast_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
     comment = f"{op.kind} {names} -> {op.output}"
     n = T[op.output].channels
     lo, hi = np.iinfo(prog.dtype).min, np.iinfo(prog.dtype).max
-    values = np.arange(lo, hi + 1, dtype=np.int64)
 
     def rq_body(rq):
         return f"{{ {rq[0]}, {rq[1]}, {rq[2]}, {rq[3]} }}"

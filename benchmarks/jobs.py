@@ -1,0 +1,217 @@
+"""Tables 7-9 of `make bench`: the jobs on real recordings, through the CLI exactly as a user runs it.
+
+  7. training on real speech: the bundled recording and recordings that are not bundled
+  8. packet-loss concealment on held-out real speech, 8 and 16 kHz, against the classic concealers
+  9. anomaly detection on a real PPG recording with injected anomalies, against LPC-32 and a z-score
+
+Every model here is trained by `edgewave train` with the default spec and a 5-minute cap,
+then converted to int16x8 and int8. Concealment and scoring run on the part of each
+recording the model did not train on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "edgewave" / "data" / "speech8k_fr.wav"
+CACHE = ROOT / "build" / "cache" / "recordings"
+EW = [sys.executable, "-m", "edgewave.cli"]
+TRAIN_MINUTES = 5.0
+HELD_OUT = 0.2  # the validation and test splits: the last 20 % of a recording
+
+
+# Set by run.py (configure): its Markdown table and failure type.
+md_table = None
+BenchError = RuntimeError
+
+
+def configure(**kw) -> None:
+    globals().update(kw)
+
+
+def _run(run, *args, what):
+    return json.loads(run([*EW, *map(str, args), "--json"], what, stderr_to_console=False))
+
+
+def recordings(log) -> dict:
+    """name -> (path, bundled?) for the speech recordings of tables 7 and 8."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from recordings import real_recording
+
+    out = {"speech8k_fr (bundled)": (BUNDLED, True)}
+    for name in ("speech8k_it", "speech16k_en"):
+        log(f"real recording {name} (cached in {CACHE})")
+        out[name] = (real_recording(name, CACHE), False)
+    return out
+
+
+def held_out(path: Path, work: Path) -> Path:
+    """The last HELD_OUT of a recording as its own WAV (what training never saw)."""
+    from edgewave import signals
+
+    sig = signals.load_signal(path)
+    tail = sig.samples[int(len(sig.samples) * (1 - HELD_OUT)):]
+    out = work / f"{path.stem}_held_out.wav"
+    signals.write_wav(out, tail, sig.sample_rate)
+    return out
+
+
+def train_and_convert(run, log, path: Path, work: Path, train_args=()) -> dict:
+    model = work / f"{path.stem}-model"
+    log(f"training the default spec on {path.name} (at most {TRAIN_MINUTES:g} min)")
+    t0 = time.monotonic()
+    trained = _run(run, "train", "--data", path, "--out", model, "--seed", 0, "--max-minutes", TRAIN_MINUTES,
+                   *train_args, what=f"edgewave train {path.name}")
+    row = {"train": trained, "train_wall_seconds": round(time.monotonic() - t0, 1), "convert": {}, "out": {}}
+    for precision in ("int16x8", "int8"):
+        out = work / f"{path.stem}-{precision}"
+        row["convert"][precision] = _run(run, "convert", model, "--data", path, "--precision", precision, "--out", out,
+                                         what=f"edgewave convert {path.name} {precision}")
+        row["out"][precision] = str(out)
+    return row
+
+
+def _duration(path: Path) -> float:
+    from edgewave import signals
+
+    sig = signals.load_signal(path)
+    return len(sig.samples) / sig.sample_rate
+
+
+def table7(ws, run, log) -> dict:
+    """Training gain vs LPC-32 on real speech, and what int16x8 and int8 lose."""
+    rows = {}
+    for name, (path, bundled) in recordings(log).items():
+        r = train_and_convert(run, log, path, ws.work)
+        tr, cv = r["train"], r["convert"]
+        rows[name] = {"path": str(path.relative_to(ROOT)) if bundled else str(path), "bundled": bundled,
+                      "seconds": round(_duration(path), 1),
+                      "sample_rate": tr["sample_rate"], "gain_db": tr["prediction_gain_db"],
+                      "lpc32_db": tr["lpc32_gain_db"], "margin_db": round(tr["prediction_gain_db"] - tr["lpc32_gain_db"], 3),
+                      "int16x8_loss_db": cv["int16x8"]["gain_loss_db"], "int8_loss_db": cv["int8"]["gain_loss_db"],
+                      "max_lsb": max(cv[p]["engine_vs_tflm_max_lsb"] for p in cv),
+                      "train_wall_seconds": r["train_wall_seconds"], "epochs_run": tr["training"]["epochs_run"],
+                      "out": r["out"], "source": str(path)}
+    return {"rows": rows}
+
+
+def md_table7(t) -> str:
+    rows = [[name, f"{r['sample_rate']} Hz", f"{r['gain_db']:.2f}", f"{r['lpc32_db']:.2f}", f"**{r['margin_db']:+.2f}**",
+             f"{-r['int16x8_loss_db']:+.2f}", f"{-r['int8_loss_db']:+.2f}", f"{r['max_lsb']:g}",
+             f"{r['train_wall_seconds']:.0f} s, {r['epochs_run']} epochs"] for name, r in t["rows"].items()]
+    return md_table(["recording", "rate", "held-out gain dB", "LPC-32 dB", "margin", "int16x8 loss", "int8 loss",
+                     "max LSB engine vs TFLM", "training"], rows)
+
+
+LOSSES = (("10 % random", ()), ("10 % bursty (mean burst 3 frames)", ("--burst", 3)))
+
+
+def table8(ws, run, log, t7) -> dict:
+    """PESQ, STOI and SNR over lost frames: edgewave vs G.711 Appendix I, repetition and zero fill."""
+    from edgewave import ctools
+
+    rows = []
+    for name, r in t7["rows"].items():
+        held = held_out(Path(r["source"]), ws.work)
+        out = r["out"]["int16x8"]
+        for label, extra in LOSSES:
+            log(f"table 8: conceal {name}, {label}")
+            wavs, reps = {}, {}
+            for backend in ("int", "float", "c", "qemu-m4"):
+                if backend == "qemu-m4" and not ctools.have_cortex_m_tools():
+                    continue
+                wav = ws.work / f"conceal-{Path(r['source']).stem}-{len(rows)}-{backend}.wav"
+                reps[backend] = _run(run, "conceal", out, "--data", held, "--loss", 0.1, "--frame-ms", 20,
+                                     "--seed", 0, "--backend", backend, "--out", wav, *extra,
+                                     what=f"edgewave conceal --backend {backend}")
+                wavs[backend] = wav.read_bytes()
+            for backend in ("c", "qemu-m4"):
+                if backend in wavs and wavs[backend] != wavs["int"]:
+                    raise BenchError(f"conceal {name} {label}: the {backend} WAV differs from int's")
+            m = reps["int"]
+            rows.append({"recording": name, "loss": label, "sample_rate": m["sample_rate"], "samples": m["samples"],
+                         "lost_frames": len(m["lost_frames"]), "edgewave": {k: m[k] for k in ("pesq", "stoi", "snr_lost_db")},
+                         "baselines": m["baselines"], "c_equals_int": True, "qemu_m4_equals_int": "qemu-m4" in wavs,
+                         "int_us_per_sample": m["us_per_sample"], "float_us_per_sample": reps["float"]["us_per_sample"],
+                         "c_us_per_concealed_sample": reps["c"]["us_per_concealed_sample"],
+                         "m4_instructions_per_concealed_sample":
+                             reps["qemu-m4"]["instructions_per_concealed_sample"] if "qemu-m4" in reps else None})
+    return {"rows": rows}
+
+
+def md_table8(t) -> str:
+    rows = []
+    for r in t["rows"]:
+        b = r["baselines"]
+        cells = [f"{s['pesq']:.2f} / {s['stoi']:.3f} / {s['snr_lost_db']:.1f}"
+                 for s in (r["edgewave"], b["g711"], b["repeat"], b["zero"])]
+        rows.append([r["recording"], r["loss"], f"{r['lost_frames']}", *cells,
+                     f"{r['m4_instructions_per_concealed_sample']:,.0f}" if r["m4_instructions_per_concealed_sample"]
+                     else "–"])
+    return md_table(["recording (held-out 20 %)", "loss of 20 ms frames", "lost frames",
+                     "edgewave PESQ / STOI / SNR lost dB", "G.711 Appendix I", "previous frame", "zero fill",
+                     "M4 instructions per concealed sample"], rows)
+
+
+def ppg(work: Path) -> dict:
+    """heartpy's real PPG recording (data3.csv, about 11 minutes at 100 Hz) as WAVs: the first 40 % to train on,
+    the next 10 % to calibrate on, and the last 50 % with anomalies of every kind injected, with its labels."""
+    from edgewave import signals
+    from edgewave.anomaly import inject, realdata
+
+    x, rate = realdata.heartpy_ppg("data3.csv")
+    x = x - np.median(x)
+    x = 0.5 * x / np.max(np.abs(x))  # headroom for the gain jumps
+    n = len(x)
+    parts = {"train": x[:int(0.4 * n)], "calibrate": x[int(0.4 * n):int(0.5 * n)]}
+    test, labels, segments = inject.inject_segments(x[int(0.5 * n):], rate, seed=0)
+    paths = {}
+    for name, v in {**parts, "test": test}.items():
+        paths[name] = work / f"ppg_{name}.wav"
+        signals.write_wav(paths[name], np.clip(v, -1, 1), int(round(rate)))
+    paths["labels"] = work / "ppg_labels.txt"
+    np.savetxt(paths["labels"], labels, fmt="%d")
+    return {"paths": paths, "rate": rate, "segments": segments, "labels": labels}
+
+
+def table9(ws, run, log) -> dict:
+    """AUC, detection delay and false alarms of edgewave, LPC-32 and a moving z-score on real PPG."""
+    from edgewave import ctools
+
+    data = ppg(ws.work)
+    p = data["paths"]
+    r = train_and_convert(run, log, p["train"], ws.work)
+    reps = {}
+    for backend in ("int", "float", "c", "qemu-m4"):
+        if backend == "qemu-m4" and not ctools.have_cortex_m_tools():
+            continue
+        log(f"table 9: anomaly --backend {backend}")
+        reps[backend] = _run(run, "anomaly", r["out"]["int16x8"], "--data", p["test"], "--labels", p["labels"],
+                             "--calibrate", p["calibrate"], "--backend", backend, what=f"edgewave anomaly {backend}")
+    for backend in ("c", "qemu-m4"):
+        if backend in reps and any(reps[backend][k] != reps["int"][k] for k in ("auc", "alarms", "false_alarms_per_hour")):
+            raise BenchError(f"anomaly: the {backend} scores differ from int's")
+    m = reps["int"]
+    return {"recording": "heartpy data3.csv (PPG)", "rate_hz": data["rate"], "train": r["train"],
+            "events": m["events"], "kinds": sorted({s.kind for s in data["segments"]}),
+            "detectors": {"edgewave": {k: m[k] for k in ("auc", "detection_delay_ms", "missed_events",
+                                                          "false_alarms_per_hour")},
+                          **m["baselines"]},
+            "calibration": m["calibration"], "false_alarm_rate": m["false_alarm_rate"],
+            "c_equals_int": "c" in reps, "qemu_m4_equals_int": "qemu-m4" in reps,
+            "int_us_per_sample": m["us_per_sample"], "float_us_per_sample": reps["float"]["us_per_sample"],
+            "c_us_per_sample": reps["c"]["us_per_sample"],
+            "m4_instructions_per_sample": reps["qemu-m4"]["instructions_per_sample"] if "qemu-m4" in reps else None}
+
+
+def md_table9(t) -> str:
+    rows = [[name, f"**{d['auc']:.3f}**" if name == "edgewave" else f"{d['auc']:.3f}", f"{d['detection_delay_ms']:.0f}",
+             f"{d['missed_events']} of {t['events']}", f"{d['false_alarms_per_hour']:.1f}"]
+            for name, d in t["detectors"].items()]
+    return md_table(["detector", "AUC", "mean detection delay ms", "missed events", "false alarms per hour"], rows)
