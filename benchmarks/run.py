@@ -57,7 +57,8 @@ import jobs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
-SPEECH_SRC = ROOT / "edgewave" / "data" / "speech16k.wav"
+SPEECH_SRC = ROOT / "edgewave" / "data" / "speech8k_fr.wav"  # the bundled real recording, `make demo`'s
+SPEECH_REL = SPEECH_SRC.relative_to(ROOT).as_posix()
 SPEECH = SPEECH_SRC  # main() points this at a copy in the work directory: one recording for the whole run
 HARNESS = BENCH_DIR / "bench_host.c"
 PY = ".venv/bin/python benchmarks/run.py"
@@ -1060,7 +1061,7 @@ def render_md(res: dict) -> str:
               "(edgewave picks scales on which LiteRT's reference kernels and TFLM compute the same integers; "
               "LiteRT's default kernels may still round differently).", "",
               md_table3(r), "",
-              f"Reproduce: `{PY} --tables 3`; or `edgewave simulate OUT_DIR --data edgewave/data/speech16k.wav "
+              f"Reproduce: `{PY} --tables 3`; or `edgewave simulate OUT_DIR --data {SPEECH_REL} "
               "--backend litert|tflm|c|int` on a converted model.", ""]
     if 4 in t:
         r = t[4]
@@ -1100,7 +1101,7 @@ def render_md(res: dict) -> str:
         r = t[6]
         tr = r["train"]["training"] or {}
         L += [f"## 6. {TABLES[6][0]}", "",
-              f"The default spec trained once on `edgewave/data/speech16k.wav` (seed {SEED}, "
+              f"The default spec trained once on `{SPEECH_REL}` (seed {SEED}, "
               f"{tr.get('epochs_run', '?')} epochs in {tr.get('seconds', 0):.0f} s of training, "
               f"{r['train_wall_seconds']:.0f} s wall including TensorFlow start-up and scoring), then converted to "
               "int16x8 and int8. Prediction gain = 10·log10(var(x) / var(x − x̂)) on the held-out test split "
@@ -1109,10 +1110,10 @@ def render_md(res: dict) -> str:
               "the generated C (its output on the whole test split was checked here).", "",
               md_table6(r), "",
               "Reproduce:", "", "```sh",
-              f"edgewave train --data edgewave/data/speech16k.wav --out model --seed {SEED} --json"
+              f"edgewave train --data {SPEECH_REL} --out model --seed {SEED} --json"
               + (f" --max-minutes {res['settings']['train_minutes']:g}" if res['settings']['train_minutes'] else ""),
-              "edgewave convert model --data edgewave/data/speech16k.wav --precision int16x8 --out int16x8 --json",
-              "edgewave convert model --data edgewave/data/speech16k.wav --precision int8 --out int8 --json",
+              f"edgewave convert model --data {SPEECH_REL} --precision int16x8 --out int16x8 --json",
+              f"edgewave convert model --data {SPEECH_REL} --precision int8 --out int8 --json",
               "```", "",
               "Training is deterministic for a seed: this is the model `make demo` trains."
               if not res['settings']['train_minutes'] else

@@ -30,7 +30,8 @@ COST_NOTES = {
 
 
 def bundled_recording() -> str:
-    return str(resources.files("edgewave").joinpath("data/speech16k.wav"))
+    """Real speech, 8 kHz telephony (edgewave/data/README.md says where it comes from)."""
+    return str(resources.files("edgewave").joinpath("data/speech8k_fr.wav"))
 
 
 @dataclass
@@ -47,6 +48,8 @@ class DemoResult:
     out: Path
     summary: list[str]
     rows: list[Row] = field(default_factory=list)
+    conceal: dict = field(default_factory=dict)  # backend -> `edgewave conceal` report
+    conceal_differs: list[str] = field(default_factory=list)  # device backends whose WAV is not int's
     seconds: float = 0.0
 
     def differing(self) -> list[Row]:
@@ -65,14 +68,14 @@ def run(out: str, precision: str = "int16x8", samples: int = 20000, seed: int = 
     spec = spec_mod.load(spec_path) if spec_path else spec_mod.default()
     out = Path(out)
     t0 = time.monotonic()
-    say(f"[1/4] train {'the default spec' if spec_path is None else spec_path} on {Path(data).name}")
+    say(f"[1/5] train {'the default spec' if spec_path is None else spec_path} on {Path(data).name}")
     model, graph, meta = train_mod.fit(spec, data, seed=seed)
     train_mod.save(str(out / "model"), model, graph, meta)
-    say(f"[2/4] convert to {precision}")
+    say(f"[2/5] convert to {precision}")
     conv_report = run_convert(str(out / "model"), data, precision, str(out / precision))
-    say("[3/4] emit C, build it for the host (and Cortex-M4 under QEMU when installed)")
+    say("[3/5] emit C, build it for the host (and Cortex-M4 under QEMU when installed)")
     emit_report = run_emit(str(out / precision), str(out / "c"), "speech", "cortex-m4")
-    say("[4/4] simulate on every available backend")
+    say("[4/5] simulate on every available backend")
     conv = sim.Converted.load(str(out / precision))
     try:
         x = sim.load_data(conv, data)[-samples:]
@@ -100,8 +103,35 @@ def run(out: str, precision: str = "int16x8", samples: int = 20000, seed: int = 
                 else f"{r['us_per_sample']:.2f} us")
         result.rows.append(Row(name, r["prediction_gain_db"], r.get("snr_vs_float_db", float("nan")),
                                r["max_lsb_diff"].get("int"), cost))
+    say(f"[5/5] conceal {LOSS:.0%} loss of {FRAME_MS:g} ms frames on the same samples (int, c"
+        + (", qemu-m4)" if sim.have("qemu-m4") else ")"))
+    conceal_demo(result, conv.path, data, x_tail=len(x))
     result.seconds = time.monotonic() - t0
     return result
+
+
+LOSS, FRAME_MS = 0.1, 20.0
+MIN_CONCEAL_S = 3
+
+
+def conceal_demo(result: DemoResult, out_dir: Path, data: str, x_tail: int) -> None:
+    """`edgewave conceal` on the simulated samples, on the engine and on the device's C."""
+    from . import signals
+    from .conceal import conceal
+
+    sig = signals.load_signal(data)
+    tail = result.out / "held_out.wav"
+    # PESQ needs a few seconds of speech to find utterances in.
+    signals.write_wav(tail, sig.samples[-max(x_tail, MIN_CONCEAL_S * (sig.sample_rate or 0)):], sig.sample_rate)
+    wavs = {}
+    for backend in ("int", "c", "qemu-m4"):
+        if not sim.have(backend):
+            continue
+        wav = result.out / f"concealed_{backend}.wav"
+        result.conceal[backend] = conceal(str(out_dir), str(tail), loss=LOSS, frame_ms=FRAME_MS, backend=backend,
+                                          out=str(wav))
+        wavs[backend] = wav.read_bytes()
+    result.conceal_differs = [b for b, w in wavs.items() if w != wavs["int"]]
 
 
 def table(result: DemoResult) -> list[str]:
@@ -114,8 +144,24 @@ def table(result: DemoResult) -> list[str]:
     return lines
 
 
+def conceal_table(result: DemoResult) -> list[str]:
+    r = result.conceal.get("int")
+    if not r:
+        return []
+    from .conceal import human_report
+
+    lines = human_report(r).splitlines()[:-2]  # without the timing and the file: both are said below
+    same = [b for b in result.conceal if b != "int" and b not in result.conceal_differs]
+    if same:
+        lines.append(f"  {', '.join(same)} wrote the same WAV as int, byte for byte")
+    return lines
+
+
 def check(result: DemoResult) -> None:
     """The demo's promise: every integer backend computes the numpy engine's numbers."""
+    if result.conceal_differs:
+        raise UserError(f"concealment on {', '.join(result.conceal_differs)} differs from the numpy engine's; this is "
+                        f"a bug in edgewave, please report it with the files in {result.out}/")
     bad = result.differing()
     if bad:
         which = ", ".join(f"{r.backend} (max {r.max_lsb_vs_int:g} LSB)" for r in bad)
