@@ -115,6 +115,20 @@ def convert_tiny(tiny_model, tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def speech_with_anomalies(tmp_path_factory):
+    """The bundled speech with anomalies of every kind after its first 20 %, and their labels."""
+    from edgewave import signals
+    from edgewave.anomaly import inject
+
+    d = tmp_path_factory.mktemp("anomaly")
+    x = signals.load_signal(SPEECH).samples.astype(np.float64)[:64000]
+    xa, labels = inject.inject(x, 16000, duration_s=0.1, seed=1, start_after=16000, per_kind=2)
+    signals.write_wav(d / "a.wav", np.clip(xa, -1, 1), 16000)
+    np.savetxt(d / "labels.txt", labels, fmt="%d")
+    return d / "a.wav", d / "labels.txt", labels
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print how many cases the properties ran, in every run (CI logs included), not only with -s
     (--hypothesis-show-statistics shows the same for the properties pytest runs directly)."""

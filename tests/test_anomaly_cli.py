@@ -8,23 +8,10 @@ import numpy as np
 import pytest
 
 from edgewave import ctools
-from edgewave.anomaly import detect, inject
+from edgewave.anomaly import detect
 from edgewave.simulate import Converted, load_data
 
-from conftest import SPEECH, assert_one_line_error, require, run_edgewave
-
-
-@pytest.fixture(scope="module")
-def speech_with_anomalies(tmp_path_factory):
-    """The bundled speech with anomalies of every kind after its first 20 %, and their labels."""
-    from edgewave import signals
-
-    d = tmp_path_factory.mktemp("anomaly")
-    x = signals.load_signal(SPEECH).samples.astype(np.float64)[:64000]
-    xa, labels = inject.inject(x, 16000, duration_s=0.1, seed=1, start_after=16000, per_kind=2)
-    signals.write_wav(d / "a.wav", np.clip(xa, -1, 1), 16000)
-    np.savetxt(d / "labels.txt", labels, fmt="%d")
-    return d / "a.wav", d / "labels.txt", labels
+from conftest import SPEECH, require, run_edgewave
 
 
 @pytest.mark.parametrize("precision", ["int16x8", "int8"])
@@ -79,31 +66,3 @@ def test_the_same_through_the_c_backend(convert_tiny, speech_with_anomalies):
     for key in ("auc", "detection_delay_ms", "false_alarms_per_hour", "missed_events"):
         assert out["c"][key] == out["int"][key]
     assert out["c"]["device_alarm_if_window_sum_above"] == out["int"]["device_alarm_if_window_sum_above"]
-
-
-@pytest.mark.parametrize("args,phrase", [
-    (["--labels", "short"], "lines"),
-    (["--labels", "twos"], "0 or 1"),
-    (["--window-ms", "100000"], "--window-ms"),
-    (["--false-alarm-rate", "0.9"], "false-alarm rate"),
-    (["--labels", "early"], "--calibrate"),
-    (["--out", "x.txt"], ".csv"),
-])
-def test_anomaly_bad_input(convert_tiny, speech_with_anomalies, tmp_path, args, phrase):
-    wav, _, labels = speech_with_anomalies
-    files = {"short": labels[:-5], "twos": np.where(labels, 2, 0), "early": np.roll(labels, -16000 + 100)}
-    argv = []
-    for k, v in zip(args[::2], args[1::2]):
-        if k == "--labels":
-            np.savetxt(tmp_path / v, files[v], fmt="%d")
-        argv += [k, str(tmp_path / v) if k in ("--labels", "--out") else v]
-    before = set(tmp_path.iterdir())
-    proc = run_edgewave("anomaly", convert_tiny("int16x8"), "--data", wav, *argv)
-    assert_one_line_error(proc, phrase)
-    assert set(tmp_path.iterdir()) == before, "a failed run left output behind"
-
-
-def test_anomaly_on_a_float32_out_dir_needs_a_float_backend(convert_tiny, speech_with_anomalies):
-    wav, _, _ = speech_with_anomalies
-    assert_one_line_error(run_edgewave("anomaly", convert_tiny("float32"), "--data", wav, "--backend", "c"),
-                          "float32")

@@ -8,7 +8,6 @@ fresh process, and checks: exit status != 0, no traceback, exactly one
 import json
 import shutil
 import struct
-import wave
 
 import numpy as np
 import pytest
@@ -185,3 +184,58 @@ def test_emit_budgets(convert_tiny, tmp_path, flag, phrase):
     ok = run_edgewave("emit", convert_tiny("int8"), "--out", tmp_path / "c", flag, "10000000", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["accumulator_bits"] <= 32
+
+
+# The jobs (`conceal`, `anomaly`) on a converted OUT_DIR.
+
+@pytest.mark.parametrize("args,phrase", [
+    (["--loss", "1.0"], "outside [0, 1)"),
+    (["--loss", "-0.1"], "outside [0, 1)"),
+    (["--loss", "0.5", "--burst", "0.5"], "burst"),
+    (["--frame-ms", "5000"], "longer than the signal"),
+    (["--frame-ms", "0.01"], "shorter than one sample"),
+    (["--out", "x.mp3"], ".wav"),
+])
+def test_conceal_rows(convert_tiny, tmp_path, args, phrase):
+    base = {"--loss": "0.1", "--frame-ms": "20", "--out": str(tmp_path / "o.wav")}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = v if k != "--out" else str(tmp_path / v)
+    argv = [a for kv in base.items() for a in kv]
+    proc = run_edgewave("conceal", convert_tiny("int16x8"), "--data", SPEECH, "--limit", "16000", *argv)
+    assert_one_line_error(proc, phrase)
+    assert not list(tmp_path.iterdir()), "a failed run left output behind"
+
+
+def test_conceal_float32_out_dir_row(convert_tiny, tmp_path):
+    proc = run_edgewave("conceal", convert_tiny("float32"), "--data", SPEECH, "--loss", "0.1", "--frame-ms", "20",
+                        "--limit", "16000", "--backend", "c", "--out", tmp_path / "o.wav")
+    assert_one_line_error(proc, "float32")
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("args,phrase", [
+    (["--labels", "short"], "lines"),
+    (["--labels", "twos"], "0 or 1"),
+    (["--window-ms", "100000"], "--window-ms"),
+    (["--false-alarm-rate", "0.9"], "false-alarm rate"),
+    (["--labels", "early"], "--calibrate"),
+    (["--out", "x.txt"], ".csv"),
+])
+def test_anomaly_rows(convert_tiny, speech_with_anomalies, tmp_path, args, phrase):
+    wav, _, labels = speech_with_anomalies
+    files = {"short": labels[:-5], "twos": np.where(labels, 2, 0), "early": np.roll(labels, -16000 + 100)}
+    argv = []
+    for k, v in zip(args[::2], args[1::2]):
+        if k == "--labels":
+            np.savetxt(tmp_path / v, files[v], fmt="%d")
+        argv += [k, str(tmp_path / v) if k in ("--labels", "--out") else v]
+    before = set(tmp_path.iterdir())
+    proc = run_edgewave("anomaly", convert_tiny("int16x8"), "--data", wav, *argv)
+    assert_one_line_error(proc, phrase)
+    assert set(tmp_path.iterdir()) == before, "a failed run left output behind"
+
+
+def test_anomaly_float32_out_dir_row(convert_tiny, speech_with_anomalies):
+    wav, _, _ = speech_with_anomalies
+    assert_one_line_error(run_edgewave("anomaly", convert_tiny("float32"), "--data", wav, "--backend", "c"),
+                          "float32")
