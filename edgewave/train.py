@@ -18,10 +18,10 @@ from .tfimport import tensorflow
 LPC_ORDER = 32
 
 # Feedback-loop fine-tuning (`--horizon`): epochs of `steps_per_epoch` free-run batches, early-stopped on the
-# validation free-run loss; the one-step loss on the same windows is mixed in so one-step gain is kept.
+# validation value of the same loss (free-run MSE + the one-step MSE on the same windows, which keeps one-step gain).
 HORIZON_EPOCHS = 12
 HORIZON_PATIENCE = 4
-HORIZON_LR_FACTOR = 0.1   # of the spec's learning rate: a fine-tune, not a fresh start
+HORIZON_LR_FACTOR = 1 / 3  # of the spec's learning rate (1e-3 for the default spec): a fine-tune
 HORIZON_ONE_STEP = 0.5    # weight of the teacher-forced loss next to the free-run loss
 HORIZON_SPECTRAL = 0.0    # weight of a log-spectral (phase-free) loss on the generated samples
 HORIZON_VAL_WINDOWS = 64
@@ -186,7 +186,7 @@ def fit_horizon(model, graph: Graph, sources, norm, cfg: dict, horizon: int, str
     samples against the real ones, plus `one_step` times the ordinary teacher-forced MSE on the same
     window, plus `spectral` times a log-magnitude STFT distance of the generated stretch (which does
     not punish a continuation for drifting out of phase, only for losing its spectrum or energy).
-    The weights with the best validation free-run loss are kept.
+    The weights with the best validation value of this loss are kept (the starting ones if none is better).
     """
     import keras
     import tensorflow as tf
@@ -214,11 +214,11 @@ def fit_horizon(model, graph: Graph, sources, norm, cfg: dict, horizon: int, str
             ctx = tf.concat([ctx[:, 1:, :], y], axis=1)
         return tf.transpose(out.stack())  # [batch, horizon]
 
-    def losses(x, y):
+    def losses(x, y, training=True):
         target = y[:, rf - 1:, 0]
         gen = free_run(x)
         free = tf.reduce_mean(tf.square(gen - target))
-        teacher = tf.reduce_mean(tf.square(model(x, training=True)[:, rf - 1:, 0] - target))
+        teacher = tf.reduce_mean(tf.square(model(x, training=training)[:, rf - 1:, 0] - target))
         total = free + one_step * teacher
         if spectral > 0:
             spec = lambda s: tf.math.log(tf.abs(tf.signal.stft(s, frame, max(1, frame // 4), fft_length=frame)) + 1e-3)
@@ -241,28 +241,31 @@ def fit_horizon(model, graph: Graph, sources, norm, cfg: dict, horizon: int, str
 
     @tf.function(reduce_retracing=True)
     def val_step(x, y):
-        return tf.reduce_mean(tf.square(free_run(x) - y[:, rf - 1:, 0]))
+        return losses(x, y, training=False)
 
     def validate():
-        return float(np.mean([float(val_step(x, y)) for x, y in val]))
+        """(the training objective, its free-run MSE part) on the validation windows."""
+        run = [val_step(x, y) for x, y in val]
+        return float(np.mean([float(t) for t, _ in run])), float(np.mean([float(f) for _, f in run]))
 
     t0 = time.monotonic()
-    before = validate()
-    best, best_weights, waited, history = before, model.get_weights(), 0, []
+    best, before = validate()
+    best_free, best_weights, waited, history = before, model.get_weights(), 0, []
     if not quiet:
-        print(f"horizon {horizon}: validation free-run loss {before:.5f} before fine-tuning", file=sys.stderr, flush=True)
+        print(f"horizon {horizon}: validation loss {best:.5f} (free-run MSE {before:.5f}) before fine-tuning",
+              file=sys.stderr, flush=True)
     batches = iter(strategy.experimental_distribute_dataset(train))
     for epoch in range(epochs):
         run = [train_step(*next(batches)) for _ in range(steps)]
         loss = float(np.mean([float(t) for t, _ in run]))
-        val_loss = validate()
+        val_loss, val_free = validate()
         history.append(val_loss)
         elapsed = time.monotonic() - t0
         if not quiet:
-            print(f"horizon epoch {epoch + 1}/{epochs}  loss {loss:.5f}  val_free_run {val_loss:.5f}  {elapsed:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(f"horizon epoch {epoch + 1}/{epochs}  loss {loss:.5f}  val_loss {val_loss:.5f}  "
+                  f"val_free_run {val_free:.5f}  {elapsed:.0f} s", file=sys.stderr, flush=True)
         if val_loss < best:
-            best, best_weights, waited = val_loss, model.get_weights(), 0
+            best, best_free, best_weights, waited = val_loss, val_free, model.get_weights(), 0
         else:
             waited += 1
         if waited >= patience:
@@ -274,8 +277,8 @@ def fit_horizon(model, graph: Graph, sources, norm, cfg: dict, horizon: int, str
     model.set_weights(best_weights)
     return {"samples": horizon, "epochs_run": len(history), "steps_per_epoch": steps, "learning_rate": lr,
             "one_step_weight": one_step, "spectral_weight": spectral, "seconds": round(time.monotonic() - t0, 1),
-            "val_free_run_loss_before": round(before, 6),
-            "best_val_free_run_loss": round(best, 6)}
+            "val_free_run_loss_before": round(before, 6), "val_free_run_loss": round(best_free, 6),
+            "best_val_loss": round(best, 6)}
 
 
 def predict_sequence(model, x: np.ndarray, rf: int, chunk: int = 1 << 16) -> np.ndarray:
