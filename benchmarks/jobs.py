@@ -62,12 +62,14 @@ def held_out(path: Path, work: Path) -> Path:
     return out
 
 
-def train_and_convert(run, log, path: Path, work: Path, train_args=()) -> dict:
+def train_and_convert(run, log, path: Path, work: Path, settings) -> dict:
+    """`--quick` settings (a smoke test of the script) cap training far below the 5 minutes."""
     model = work / f"{path.stem}-model"
-    log(f"training the default spec on {path.name} (at most {TRAIN_MINUTES:g} min)")
+    minutes = settings.train_minutes or TRAIN_MINUTES
+    log(f"training the default spec on {path.name} (at most {minutes:g} min)")
     t0 = time.monotonic()
-    trained = _run(run, "train", "--data", path, "--out", model, "--seed", 0, "--max-minutes", TRAIN_MINUTES,
-                   *train_args, what=f"edgewave train {path.name}")
+    trained = _run(run, "train", "--data", path, "--out", model, "--seed", 0, "--max-minutes", minutes,
+                   *settings.train_args, what=f"edgewave train {path.name}")
     row = {"train": trained, "train_wall_seconds": round(time.monotonic() - t0, 1), "convert": {}, "out": {}}
     for precision in ("int16x8", "int8"):
         out = work / f"{path.stem}-{precision}"
@@ -88,7 +90,7 @@ def table7(ws, run, log) -> dict:
     """Training gain vs LPC-32 on real speech, and what int16x8 and int8 lose."""
     rows = {}
     for name, (path, bundled) in recordings(log).items():
-        r = train_and_convert(run, log, path, ws.work)
+        r = train_and_convert(run, log, path, ws.work, ws.s)
         tr, cv = r["train"], r["convert"]
         rows[name] = {"path": str(path.relative_to(ROOT)) if bundled else str(path), "bundled": bundled,
                       "seconds": round(_duration(path), 1),
@@ -105,7 +107,7 @@ def md_table7(t) -> str:
     rows = [[name, f"{r['sample_rate']} Hz", f"{r['gain_db']:.2f}", f"{r['lpc32_db']:.2f}", f"**{r['margin_db']:+.2f}**",
              f"{-r['int16x8_loss_db']:+.2f}", f"{-r['int8_loss_db']:+.2f}", f"{r['max_lsb']:g}",
              f"{r['train_wall_seconds']:.0f} s, {r['epochs_run']} epochs"] for name, r in t["rows"].items()]
-    return md_table(["recording", "rate", "held-out gain dB", "LPC-32 dB", "margin", "int16x8 loss", "int8 loss",
+    return md_table(["recording", "rate", "held-out gain dB", "LPC-32 dB", "margin", "int16x8 − float dB", "int8 − float dB",
                      "max LSB engine vs TFLM", "training"], rows)
 
 
@@ -186,7 +188,7 @@ def table9(ws, run, log) -> dict:
 
     data = ppg(ws.work)
     p = data["paths"]
-    r = train_and_convert(run, log, p["train"], ws.work)
+    r = train_and_convert(run, log, p["train"], ws.work, ws.s)
     reps = {}
     for backend in ("int", "float", "c", "qemu-m4"):
         if backend == "qemu-m4" and not ctools.have_cortex_m_tools():
