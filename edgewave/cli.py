@@ -47,6 +47,13 @@ def main():
     Typical path:
       edgewave train --data speech.wav --out model/        # float Keras model + metadata
       edgewave info model/                                 # layers, receptive field, MACs, gains
+      edgewave convert model/ --data speech.wav --out int16x8/
+      edgewave emit int16x8/ --out speech_c/ --prefix speech
+      edgewave simulate int16x8/ --data speech.wav --backend c --compare int
+    \b
+    The jobs:
+      edgewave conceal int16x8/ --data call.wav --loss 0.1 --frame-ms 20 --out concealed.wav
+      edgewave anomaly int16x8/ --data sensor.wav --calibrate normal.wav --labels labels.txt
     """
 
 
