@@ -108,8 +108,10 @@ def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, chan
         m = meta["metrics"]
         click.echo(f"saved {out}: receptive field {graph.receptive_field}, {graph.params()} params, "
                    f"{graph.macs_per_sample()} MACs/sample")
+        t = meta["training"]
+        rate = f", {t['samples_per_second']:,} training samples/s" if t.get("samples_per_second") else ""
         click.echo(f"held-out prediction gain {m['prediction_gain_db']:.2f} dB "
-                   f"(LPC-32 {m['lpc32_gain_db']:.2f} dB) in {meta['training']['seconds']:.0f} s")
+                   f"(LPC-32 {m['lpc32_gain_db']:.2f} dB) in {t['seconds']:.0f} s on {t['files']} file(s){rate}")
 
 
 def _summary(graph, meta) -> dict:

@@ -132,6 +132,9 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         history = model.fit(train, validation_data=val, epochs=cfg["epochs"], steps_per_epoch=cfg["steps_per_epoch"],
                             callbacks=callbacks, verbose=0).history
     seconds = time.monotonic() - t0
+    # Samples the one-step phase fitted (the windows of every batch it ran), per second of fitting.
+    fitted = len(history["loss"]) * cfg["steps_per_epoch"] * cfg["batch"] * cfg["window"]
+    samples_per_second = fitted / seconds if fitted and seconds > 0 else None
     horizon_meta = None
     if horizon is not None:
         horizon_meta = fit_horizon(model, graph, sources, norm, cfg, horizon, strategy, seed=seed, max_minutes=max_minutes,
@@ -149,6 +152,8 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
                  "split": {"train": 0.8, "validation": 0.1, "test": 0.1}},
         "training": {**cfg, "seed": seed, "epochs_run": len(history["loss"]),
                      "seconds": round(seconds, 1), "replicas": strategy.num_replicas_in_sync,
+                     "samples_per_second": round(samples_per_second) if samples_per_second else None,
+                     "files": len(sources),
                      "best_val_loss": float(min(history.get("val_loss") or [np.nan]))},
         "metrics": metrics,
     }
