@@ -7,6 +7,7 @@ so no window of one split overlaps another. Files are read block by block
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -51,8 +52,9 @@ class Source:
 
 def scan(data: str, channel: int | None, min_length: int) -> list[Source]:
     """Find the sources behind --data, check them, and split each by time."""
-    out = []
-    for path in signals.iter_sources(data):
+    out, short = [], []
+    paths = list(signals.iter_sources(data))
+    for path in paths:
         length, rate = 0, signals.signal_info(path, channel)[1]
         for chunk in signals.iter_chunks(path, BLOCK, channel):
             bad = ~np.isfinite(chunk)
@@ -61,9 +63,15 @@ def scan(data: str, channel: int | None, min_length: int) -> list[Source]:
                                 "clean the signal (e.g. interpolate gaps) before training")
             length += len(chunk)
         if length < min_length:
-            raise UserError(f"{path}: {length} samples is too short; each file needs at least {min_length} "
-                            "(10x the receptive field, split 80/10/10 into train/validation/test)")
+            short.append(path)
+            continue
         out.append(Source(path, channel, length, rate, signals.split_by_time(length)))
+    if short and (len(paths) == 1 or not out):
+        raise UserError(f"{short[0]}: too short; each file needs at least {min_length} samples (split 80/10/10 "
+                        "into train/validation/test, its test split must outlast the receptive field)")
+    if short:  # a directory of recordings may hold a few short clips: train on the rest, and say so
+        print(f"skipped {len(short)} of {len(paths)} files shorter than {min_length} samples, e.g. {short[0]}",
+              file=sys.stderr)
     rates = {s.sample_rate for s in out}
     if len(rates) > 1:
         raise UserError(f"--data mixes sample rates {sorted(r for r in rates if r)}; resample to one rate first")

@@ -100,7 +100,8 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         cfg["steps_per_epoch"] = steps_per_epoch
     rf = graph.receptive_field
     cfg["window"] = max(cfg["window"], 2 * rf)
-    sources = dataset.scan(data, channel, min_length=10 * rf)
+    # A file's test split (its last 10 %) must outlast the first receptive field that scoring skips.
+    sources = dataset.scan(data, channel, min_length=10 * (max(rf, LPC_ORDER) + 3))
     norm = dataset.norm_stats(sources, graph.head)
 
     keras.utils.set_random_seed(seed)

@@ -97,6 +97,26 @@ def test_many_files_from_a_directory(tmp_path, tiny_spec):
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((tmp_path / "m" / "edgewave.json").read_text())
     assert len(meta["data"]["sources"]) == 3 and meta["data"]["samples"] == 150000
+    t = json.loads(proc.stdout)["training"]
+    assert t["files"] == 3 and t["samples_per_second"] > 0
+
+
+def test_a_directory_skips_short_clips_and_says_so(tmp_path, tiny_spec):
+    x = signals.load_signal(SPEECH).samples
+    (tmp_path / "data").mkdir()
+    for i in range(2):
+        signals.write_wav(tmp_path / "data" / f"long{i}.wav", x[i * 50000:(i + 1) * 50000], 16000)
+    signals.write_wav(tmp_path / "data" / "click.wav", x[:100], 16000)
+    proc = run_edgewave("train", "--data", tmp_path / "data", "--spec", tiny_spec, "--out", tmp_path / "m", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 1 of 3 files shorter than" in proc.stderr and "click.wav" in proc.stderr
+    assert json.loads(proc.stdout)["training"]["files"] == 2
+    # Only short clips: nothing to train on is an error, not an empty model.
+    (tmp_path / "short").mkdir()
+    signals.write_wav(tmp_path / "short" / "a.wav", x[:100], 16000)
+    signals.write_wav(tmp_path / "short" / "b.wav", x[:200], 16000)
+    assert_one_line_error(run_edgewave("train", "--data", tmp_path / "short", "--spec", tiny_spec, "--out",
+                                       tmp_path / "o"), "too short")
 
 
 def _write(path, data: bytes):
