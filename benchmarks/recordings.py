@@ -202,6 +202,41 @@ def real_recording(name: str, cache: Path) -> Path:
     return wav
 
 
+def prompt_directory(name: str, cache: Path) -> Path:
+    """The speech prompts of recording `name`'s voice, one WAV per prompt, as the package ships them
+    (hundreds of files: what `train --data DIR` is shown on). Cached under `cache`; made from the
+    same Debian package as the recording, announced by one line on stderr."""
+    spec = RECORDINGS[name]
+    if spec["package"].endswith("-g722"):
+        raise ValueError(f"{name}'s prompts are G.722, not WAV: use speech8k_it")
+    out = Path(cache) / f"{name}_prompts"
+    done = out / ".complete"
+    if done.is_file():
+        return out
+    missing = [tool for tool in ("apt-get", "apt-cache", "dpkg-deb") if shutil.which(tool) is None]
+    if missing:
+        raise RecordingError(f"the prompts of {name} come from the Debian package {spec['package']}, but "
+                             f"{', '.join(missing)} is not available here")
+    version, size = _package_info(spec["package"])
+    print(f"downloading Debian package {spec['package']} {version} ({size / 1e6:.0f} MB) for a benchmark directory",
+          file=sys.stderr, flush=True)
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{name}-prompts-", dir=cache) as tmp:
+        tmp = Path(tmp)
+        os.chmod(tmp, 0o755)
+        _run(["apt-get", "download", f"{spec['package']}={version}"], f"apt-get download {spec['package']}", cwd=tmp)
+        deb = sorted(tmp.glob(f"{spec['package']}_*.deb"))[0]
+        _run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], "dpkg-deb -x")
+        staged = tmp / "prompts"
+        staged.mkdir()
+        for f in _maker().prompt_files(tmp / "root" / SOUNDS / spec["voice"]):
+            shutil.copyfile(f, staged / f.name)
+        (staged / ".complete").write_text(f"{spec['package']} {version}\n")
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(staged, out)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", default=list(RECORDINGS), help=f"recordings to make: {', '.join(RECORDINGS)}")
