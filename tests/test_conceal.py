@@ -24,7 +24,7 @@ CASES = {"int8": 0, "int16x8": 0, "float32": 0}
 
 
 @pytest.mark.parametrize("precision", list(CASES))
-@settings(max_examples=examples(8), deadline=None,
+@settings(max_examples=examples(5), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(spec_dict=specs(max_dilation=16, max_channels=8, heads=("regression", "mulaw")), seed=st.integers(0, 999),
        offset=st.integers(0, 100_000), frame=st.integers(1, 40), loss=st.floats(0.05, 0.6),
