@@ -19,6 +19,12 @@ from .metrics import mulaw_encode
 
 BLOCK = 1 << 18  # samples read at a time
 
+# Augmentation of regression training windows: a random gain, uniform in +-GAIN_DB dB, per window
+# (speech level varies between prompts, and a short file's test part may be louder than its train
+# part), and a random polarity flip (a waveform's sign carries no information).
+GAIN_DB = 3.0
+FLIP = True
+
 
 @dataclass
 class Source:
@@ -100,7 +106,10 @@ def norm_stats(sources: list[Source], head: str) -> signals.NormStats:
 
 
 def train_dataset(sources, norm, window: int, batch: int, seed: int, head: str, bits: int):
-    """An endless, seeded stream of (input window, next-sample target) batches."""
+    """An endless, seeded stream of (input window, next-sample target) batches.
+
+    Regression windows are augmented (input and target alike) by a random gain of +-GAIN_DB dB
+    and, with FLIP, a random sign."""
     import tensorflow as tf
 
     def windows():
@@ -113,7 +122,13 @@ def train_dataset(sources, norm, window: int, batch: int, seed: int, head: str, 
                         continue
                     count = max(1, len(block) // window)
                     for start in rng.integers(0, len(block) - window, size=count):
-                        yield _pair(block[start:start + window + 1], head, bits)
+                        seg = block[start:start + window + 1]
+                        if head != "mulaw" and GAIN_DB > 0:
+                            db = rng.uniform(-GAIN_DB, GAIN_DB)
+                            seg = seg * np.float32(10 ** (db / 20))
+                        if head != "mulaw" and FLIP and rng.random() < 0.5:
+                            seg = -seg
+                        yield _pair(seg, head, bits)
 
     return (tf.data.Dataset.from_generator(windows, output_signature=_signature(window, head))
             .shuffle(256, seed=seed).batch(batch, drop_remainder=True).prefetch(2))
