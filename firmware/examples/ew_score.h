@@ -8,12 +8,8 @@
 #include "edgewave_model.h"
 #include "ew_plc.h" /* ew_plc_clock */
 
-/* The runners' ring (edgewave.anomaly.detect.MAX_WINDOW); ARMv6-M boards have 16 KB of RAM. */
-#if defined(__ARM_ARCH_6M__)
-#define EW_SCORE_MAX_WINDOW 256u
-#else
+/* The runners' ring (edgewave.anomaly.detect.MAX_WINDOW). */
 #define EW_SCORE_MAX_WINDOW 32768u
-#endif
 #define EW_SCORE_CHUNK 64
 
 /* Returns the samples scored, or -1 on a bad window or an I/O error. */
