@@ -18,7 +18,7 @@ from .convert import pipeline as convert_pipeline
 from .errors import UserError
 from .plc import baselines, loss as loss_models, metrics
 from .plc import model as plc_model
-from .simulate import QEMU_TARGETS, Converted, load_data
+from .simulate import QEMU_TARGETS, Converted, built_c, load_data
 
 BACKENDS = ("float", "int", "c", *QEMU_TARGETS)
 FADE_MS = 4.0  # the cross-fade back into the received signal after a gap
@@ -66,29 +66,20 @@ def run_model(conv: Converted, backend: str, x: np.ndarray, lost: np.ndarray, fa
 
 def run_c(backend: str, conv: Converted, codes: np.ndarray, lost: np.ndarray, fade: int) -> tuple[np.ndarray, dict]:
     """The emitted C conceals (NAME_conceal, NAME_resume) on the host or a QEMU board."""
-    import tempfile
-
     from . import ctools
-    from .emit.pipeline import c_sources
 
-    if backend != "c" and not ctools.have_cortex_m_tools():
-        raise UserError(f"the {backend} backend needs the Arm cross toolchain and QEMU: "
-                        "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
     prog = conv.prog
     codes = np.array(codes)
     codes[:plc_model.leading_silence(lost)] = plc_model.Rule(prog).silence
     script = ctools.plc_script(codes, plc_model.plan(lost, fade), fade)
-    srcs, incs = c_sources(conv.c_dir(), "model")
-    with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
+    with built_c(backend, conv) as (binary, _):
         if backend == "c":
-            exe = ctools.build_host(srcs, incs, Path(tmp))
             timing = {}
-            played = ctools.conceal_host(exe, script, len(codes), prog.input_dtype, timing)
+            played = ctools.conceal_host(binary, script, len(codes), prog.input_dtype, timing)
             return played, {"run_seconds": timing["step_seconds"], "concealed_samples": timing["steps"],
                             "us_per_concealed_sample": round(1e6 * timing["step_seconds"] / max(timing["steps"], 1), 3)}
-        elf, sizes = ctools.build_cortex_m(QEMU_TARGETS[backend], srcs, incs, Path(tmp))
         t0 = time.perf_counter()
-        played, stats = ctools.conceal_qemu(QEMU_TARGETS[backend], elf, script, len(codes), prog.input_dtype)
+        played, stats = ctools.conceal_qemu(QEMU_TARGETS[backend], binary, script, len(codes), prog.input_dtype)
     return played, {"run_seconds": time.perf_counter() - t0, "concealed_samples": stats["samples"],
                     "instructions_per_concealed_sample": round(stats["instructions"] / max(stats["samples"], 1), 1),
                     "max_instructions_per_concealed_sample": stats["max_step"]}

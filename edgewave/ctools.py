@@ -169,30 +169,35 @@ class Feedback:
         return self.steps
 
 
+def _host(binary, args: list[str], cwd: Path, timeout: float, timing: dict | None) -> None:
+    """Runs a host runner in `cwd`; a `timing` dict receives what it reported on stdout: ``steps`` and
+    ``step_seconds``, the time spent in the measured calls alone (its own monotonic clock, file I/O and
+    process start excluded)."""
+    try:
+        proc = subprocess.run([str(Path(binary).resolve()), *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
+    if proc.returncode != 0:
+        raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
+    if timing is not None:
+        m = re.search(r"^steps (\d+) step_ns (\d+)$", proc.stdout, re.M)
+        if m is None:
+            raise UserError(f"{Path(binary).name} did not report its step time: rebuild it with this edgewave")
+        timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
+
+
 def run_host(binary, codes, timeout: float = 300, feedback=None, out_dtype=None, timing: dict | None = None) -> np.ndarray:
     """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS) of ``out_dtype``
     (the codes' dtype unless given). With ``feedback`` (a :class:`Feedback`), generate that many more steps
-    after the input. A ``timing`` dict receives ``steps`` and ``step_seconds``, the time the binary spent in
-    the step function alone (its own monotonic clock, file I/O and process start excluded)."""
+    after the input. A ``timing`` dict receives the time of the step function alone (see `_host`)."""
     codes = _codes(codes)
     out_dtype = np.dtype(out_dtype or codes.dtype)
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
         steps = feedback.write(tmp / "FB.bin", codes.dtype, out_dtype) if feedback else 0
-        try:
-            proc = subprocess.run([str(Path(binary).resolve()), "IN.bin", "OUT.bin", *(["FB.bin"] if steps else [])],
-                                  cwd=tmp,
-                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
-        if proc.returncode != 0:
-            raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
-        if timing is not None:
-            m = re.search(r"^steps (\d+) step_ns (\d+)$", proc.stdout, re.M)
-            if m is None:
-                raise UserError(f"{Path(binary).name} did not report its step time: rebuild it with this edgewave")
-            timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
+        _host(binary, ["IN.bin", "OUT.bin", *(["FB.bin"] if steps else [])], tmp, timeout, timing)
         return _read_outputs(tmp / "OUT.bin", codes, steps, out_dtype)
 
 
@@ -322,15 +327,7 @@ def conceal_host(binary, script: bytes, samples: int, in_dtype, timing: dict, ti
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
         tmp = Path(tmp)
         (tmp / "PLC.bin").write_bytes(script)
-        try:
-            proc = subprocess.run([str(Path(binary).resolve()), "--conceal", "PLC.bin", "OUT.bin"], cwd=tmp,
-                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
-        if proc.returncode != 0:
-            raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
-        m = re.search(r"^steps (\d+) step_ns (\d+)$", proc.stdout, re.M)
-        timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
+        _host(binary, ["--conceal", "PLC.bin", "OUT.bin"], tmp, timeout, timing)
         return _played(tmp / "OUT.bin", samples, in_dtype)
 
 
@@ -361,15 +358,7 @@ def score_host(binary, codes, window: int, timing: dict, timeout: float = 300) -
     with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
         tmp = Path(tmp)
         codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        try:
-            proc = subprocess.run([str(Path(binary).resolve()), "--score", str(int(window)), "IN.bin", "OUT.bin"],
-                                  cwd=tmp, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise UserError(f"{Path(binary).name} did not finish within {timeout:g} s") from None
-        if proc.returncode != 0:
-            raise UserError(f"{Path(binary).name} failed (exit {proc.returncode}): {_first_error(proc.stderr)}")
-        m = re.search(r"^steps (\d+) step_ns (\d+)$", proc.stdout, re.M)
-        timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
+        _host(binary, ["--score", str(int(window)), "IN.bin", "OUT.bin"], tmp, timeout, timing)
         return _sums(tmp / "OUT.bin", len(codes))
 
 

@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,8 +103,10 @@ def run_backend(name: str, conv: Converted, x: np.ndarray, progress=None) -> Res
     return Result(name, np.asarray(raw), seconds, extra)
 
 
-def run_c(name: str, conv: Converted, codes: np.ndarray, feedback=None) -> tuple[np.ndarray, dict]:
-    """The emitted C on the host ("c") or a QEMU board: raw outputs and, on QEMU, instructions and flash."""
+@contextmanager
+def built_c(name: str, conv: Converted):
+    """The emitted C with the example runner, built for backend `name` in a temporary directory:
+    (host executable, None) for "c", (ELF, section sizes) for a QEMU board."""
     from .emit.pipeline import c_sources
 
     if not conv.prog.quantized:
@@ -114,11 +117,19 @@ def run_c(name: str, conv: Converted, codes: np.ndarray, feedback=None) -> tuple
     srcs, incs = c_sources(conv.c_dir(), "model")
     with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
         if name == "c":
-            exe = ctools.build_host(srcs, incs, Path(tmp))
+            yield ctools.build_host(srcs, incs, Path(tmp)), None
+        else:
+            yield ctools.build_cortex_m(QEMU_TARGETS[name], srcs, incs, Path(tmp))
+
+
+def run_c(name: str, conv: Converted, codes: np.ndarray, feedback=None) -> tuple[np.ndarray, dict]:
+    """The emitted C on the host ("c") or a QEMU board: raw outputs and, on QEMU, instructions and flash."""
+    with built_c(name, conv) as (binary, sizes):
+        if name == "c":
             timing = {}
-            raw = ctools.run_host(exe, codes, feedback=feedback, out_dtype=conv.prog.dtype, timing=timing)
+            raw = ctools.run_host(binary, codes, feedback=feedback, out_dtype=conv.prog.dtype, timing=timing)
             return raw, {"run_seconds": timing["step_seconds"]}  # the step alone, as on the device
-        elf, sizes = ctools.build_cortex_m(QEMU_TARGETS[name], srcs, incs, Path(tmp))
+        elf = binary
         t0 = time.perf_counter()
         raw, stats = ctools.run_qemu(QEMU_TARGETS[name], elf, codes, timeout=3600, feedback=feedback,
                                      out_dtype=conv.prog.dtype)

@@ -110,3 +110,24 @@ def test_c_and_cortex_m4_conceal_the_same_bytes(convert_tiny, tmp_path, precisio
     m4, m4_wav = _conceal(out, tmp_path, f"m4-{precision}", "--backend", "qemu-m4")
     assert m4_wav.read_bytes() == want_wav.read_bytes()
     assert m4["concealed_samples"] == c["concealed_samples"] and m4["instructions_per_concealed_sample"] > 0
+
+
+def test_conceal_and_score_run_clean_under_sanitizers(convert_tiny, tmp_path):
+    """NAME_conceal, NAME_resume and NAME_score_step under AddressSanitizer + UndefinedBehaviorSanitizer, on
+    gaps, fades cut short by the next gap, and a window longer than the runner's chunks."""
+    from edgewave.anomaly import detect
+    from edgewave.emit.pipeline import c_sources
+    from edgewave.simulate import Converted, load_data
+
+    conv = Converted.load(str(convert_tiny("int16x8")))
+    x = load_data(conv, str(SPEECH), limit=12000)
+    codes = quantize_input(conv.prog, x)
+    lost = np.repeat(np.random.default_rng(7).random(12000 // 50 + 1) < 0.3, 50)[:12000]
+    lost[:30] = True  # lost before anything was received: silence, as `conceal` plays it
+    codes[:plc_model.leading_silence(lost)] = plc_model.Rule(conv.prog).silence
+    exe = ctools.build_host(*c_sources(conv.c_dir(), "model"), tmp_path, sanitize=True)
+    script = ctools.plc_script(codes, plc_model.plan(lost, 70), 70)
+    np.testing.assert_array_equal(ctools.conceal_host(exe, script, len(codes), np.int16, {}),
+                                  plc_model.conceal(conv.prog, codes, lost, 70))
+    _, want = detect.model_energy(conv, "int", x.astype(np.float64), 300)
+    np.testing.assert_array_equal(ctools.score_host(exe, codes, 300, {}), want["window_sums"])

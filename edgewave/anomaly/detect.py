@@ -20,7 +20,7 @@ from ..convert import pipeline as convert_pipeline
 from ..errors import UserError
 from ..plc.model import Rule
 from ..runners import EngineRunner
-from ..simulate import QEMU_TARGETS, Converted, Result, load_data, predictions
+from ..simulate import QEMU_TARGETS, Converted, Result, built_c, load_data, predictions
 from . import baselines, evaluate, inject
 from . import score as S
 
@@ -73,23 +73,14 @@ def model_energy(conv: Converted, backend: str, x: np.ndarray, window: int) -> t
 
 def run_c(backend: str, conv: Converted, codes: np.ndarray, window: int) -> tuple[np.ndarray, dict]:
     """The emitted C's integer score (NAME_score_step) on the host or a QEMU board: its window sums."""
-    import tempfile
-
     from .. import ctools
-    from ..emit.pipeline import c_sources
 
-    if backend != "c" and not ctools.have_cortex_m_tools():
-        raise UserError(f"the {backend} backend needs the Arm cross toolchain and QEMU: "
-                        "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
-    srcs, incs = c_sources(conv.c_dir(), "model")
-    with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
+    with built_c(backend, conv) as (binary, _):
         if backend == "c":
-            exe = ctools.build_host(srcs, incs, Path(tmp))
             timing = {}
-            sums = ctools.score_host(exe, codes, window, timing)
+            sums = ctools.score_host(binary, codes, window, timing)
             return sums, {"us_per_sample": round(1e6 * timing["step_seconds"] / max(len(codes), 1), 3)}
-        elf, _ = ctools.build_cortex_m(QEMU_TARGETS[backend], srcs, incs, Path(tmp))
-        sums, stats = ctools.score_qemu(QEMU_TARGETS[backend], elf, codes, window)
+        sums, stats = ctools.score_qemu(QEMU_TARGETS[backend], binary, codes, window)
     return sums, {"instructions_per_sample": round(stats["instructions"] / max(stats["samples"], 1), 1)}
 
 

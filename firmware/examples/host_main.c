@@ -16,8 +16,10 @@
 #include <time.h>
 #include "edgewave_model.h"
 #include "ew_feedback.h"
+#ifdef EW_MODEL_HAS_JOBS /* the jobs' modes, for models that have their API */
 #include "ew_plc.h"
 #include "ew_score.h"
+#endif
 
 #define CHUNK 256
 
@@ -34,6 +36,7 @@ static int fail(const char *what, const char *path)
     return 1;
 }
 
+#ifdef EW_MODEL_HAS_JOBS
 static unsigned long long plc_t0, plc_ns;
 static void plc_start(void) { plc_t0 = now_ns(); }
 static void plc_stop(void) { plc_ns += now_ns() - plc_t0; }
@@ -73,6 +76,7 @@ static int score(const char *window, const char *in_path, const char *out_path)
     printf("steps %ld step_ns %llu\n", scored, plc_ns);
     return 0;
 }
+#endif
 
 int main(int argc, char **argv)
 {
@@ -85,8 +89,10 @@ int main(int argc, char **argv)
     size_t n, i;
     unsigned long long steps = 0, step_ns = 0, t0;
 
+#ifdef EW_MODEL_HAS_JOBS
     if (argc == 4 && strcmp(argv[1], "--conceal") == 0) return conceal(argv[2], argv[3]);
     if (argc == 5 && strcmp(argv[1], "--score") == 0) return score(argv[2], argv[3], argv[4]);
+#endif
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: %s IN.bin OUT.bin [FB.bin]\n", argc ? argv[0] : "prog");
         return 2;

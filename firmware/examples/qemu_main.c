@@ -15,9 +15,9 @@
 #include <string.h>
 #include "edgewave_model.h"
 #include "ew_feedback.h"
-/* The jobs' modes (concealment, anomaly score) are left out on ARMv6-M: QEMU's microbit board
- * has 16 KB of RAM, which the largest models need for themselves. */
-#if !defined(__ARM_ARCH_6M__)
+/* The jobs' modes (concealment, anomaly score), for models that have their API; left out on
+ * ARMv6-M: QEMU's microbit board has 16 KB of RAM, which the largest models need for themselves. */
+#if defined(EW_MODEL_HAS_JOBS) && !defined(__ARM_ARCH_6M__)
 #define EW_RUNNER_JOBS 1
 #include "ew_plc.h"
 #include "ew_score.h"
