@@ -124,9 +124,10 @@ def test_conceal_and_score_run_clean_under_sanitizers(convert_tiny, tmp_path):
     codes = quantize_input(conv.prog, x)
     lost = np.repeat(np.random.default_rng(7).random(12000 // 50 + 1) < 0.3, 50)[:12000]
     lost[:30] = True  # lost before anything was received: silence, as `conceal` plays it
-    codes[:plc_model.leading_silence(lost)] = plc_model.Rule(conv.prog).silence
+    received = codes.copy()
+    received[:plc_model.leading_silence(lost)] = plc_model.Rule(conv.prog).silence
     exe = ctools.build_host(*c_sources(conv.c_dir(), "model"), tmp_path, sanitize=True)
-    script = ctools.plc_script(codes, plc_model.plan(lost, 70), 70)
+    script = ctools.plc_script(received, plc_model.plan(lost, 70), 70)
     np.testing.assert_array_equal(ctools.conceal_host(exe, script, len(codes), np.int16, {}),
                                   plc_model.conceal(conv.prog, codes, lost, 70))
     _, want = detect.model_energy(conv, "int", x.astype(np.float64), 300)
