@@ -76,6 +76,7 @@ def run_backend(name: str, conv: Converted, x: np.ndarray, progress=None) -> Res
     prog = conv.prog
     quantized = name not in ("keras", "float") and prog.quantized
     inp = convert_pipeline.quantize_input(prog, x) if quantized else x.astype(np.float32)
+    fprog = conv.float_program() if name == "float" else None  # loading the Keras model is not streaming
     t0 = time.perf_counter()
     extra = {}
     if name == "keras":
@@ -83,7 +84,7 @@ def run_backend(name: str, conv: Converted, x: np.ndarray, progress=None) -> Res
 
         raw = KerasRunner(load_keras(conv.path / "model.keras")).run(inp)
     elif name == "float":
-        raw = EngineRunner(conv.float_program()).run(inp)
+        raw = EngineRunner(fprog).run(inp)
     elif name == "int":
         raw = EngineRunner(prog).run(inp)
     elif name in ("litert", "tflm"):

