@@ -112,7 +112,7 @@ def _parse_layers(items, where: str) -> list[dict]:
         if not isinstance(item, dict) or "type" not in item:
             raise UserError(f"{here}: each layer needs a 'type' ({', '.join(LAYER_KEYS)})")
         kind = item["type"]
-        if kind not in LAYER_KEYS:
+        if not isinstance(kind, str) or kind not in LAYER_KEYS:
             raise UserError(f"{here}: unknown layer type {kind!r}; use one of {', '.join(LAYER_KEYS)}")
         layer = _check_keys(f"{here} ({kind})", item, {**_COMMON, **LAYER_KEYS[kind]})
         for key in ("filters", "units", "kernel", "size"):
