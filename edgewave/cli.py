@@ -38,6 +38,18 @@ def emit_json(obj: dict) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=float))
 
 
+def show(report: dict, as_json: bool, human) -> None:
+    """A job's report: one JSON object with --json, else its human form."""
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(human(report), nl=False)
+
+
+# Where the jobs run: the numpy engines and the emitted C (the Python-driven TFLite runtimes have no job loop).
+JOB_BACKENDS = ["float", "int", "c", "qemu-m4", "qemu-m7", "qemu-m33"]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="edgewave")
 def main():
@@ -370,7 +382,7 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, generat
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the loss pattern.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
-@click.option("--backend", type=click.Choice(["float", "int", "c", "qemu-m4", "qemu-m7", "qemu-m33"]), default="int",
+@click.option("--backend", type=click.Choice(JOB_BACKENDS), default="int",
               show_default=True,
               help="Where the model conceals: float or int (numpy engines), c (the emitted C, NAME_conceal, on "
                    "this machine), qemu-m4/m7/m33 (the same C on an emulated Cortex-M; reports instructions per "
@@ -400,12 +412,8 @@ def conceal(out_dir, data, loss, frame_ms, burst, seed, limit, channel, backend,
     from .conceal import conceal as run_conceal
     from .conceal import human_report
 
-    report = run_conceal(out_dir, data, loss=loss, frame_ms=frame_ms, burst=burst, seed=seed, limit=limit,
-                         backend=backend, out=wav_out, channel=channel, fade_ms=fade_ms)
-    if as_json:
-        emit_json(report)
-    else:
-        click.echo(human_report(report), nl=False)
+    show(run_conceal(out_dir, data, loss=loss, frame_ms=frame_ms, burst=burst, seed=seed, limit=limit,
+                     backend=backend, out=wav_out, channel=channel, fade_ms=fade_ms), as_json, human_report)
 
 
 @main.command()
@@ -417,7 +425,7 @@ def conceal(out_dir, data, loss, frame_ms, burst, seed, limit, channel, backend,
 @click.option("--calibrate", "calibrate_path", metavar="PATH",
               help="A normal recording to calibrate the score's level and threshold on (default: the first "
                    "20 % of --data, assumed normal).")
-@click.option("--backend", type=click.Choice(["float", "int", "c", "qemu-m4", "qemu-m7", "qemu-m33"]), default="int",
+@click.option("--backend", type=click.Choice(JOB_BACKENDS), default="int",
               show_default=True,
               help="Where the model scores: float or int (numpy engines), c (the emitted C, NAME_score_step, "
                    "on this machine), qemu-m4/m7/m33 (the same C on an emulated Cortex-M).")
@@ -450,12 +458,9 @@ def anomaly(out_dir, data, labels_path, calibrate_path, backend, window_ms, fals
     """
     from .anomaly.detect import detect, human_report
 
-    report = detect(out_dir, data, labels_path=labels_path, backend=backend, window_ms=window_ms,
-                    false_alarm_rate=false_alarm_rate, calibrate_path=calibrate_path, out=csv_out, channel=channel)
-    if as_json:
-        emit_json(report)
-    else:
-        click.echo(human_report(report), nl=False)
+    show(detect(out_dir, data, labels_path=labels_path, backend=backend, window_ms=window_ms,
+                false_alarm_rate=false_alarm_rate, calibrate_path=calibrate_path, out=csv_out, channel=channel),
+         as_json, human_report)
 
 
 @main.command()
