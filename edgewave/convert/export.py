@@ -106,9 +106,8 @@ class _Writer:
             raise AssertionError(op.kind)
 
     def _fc_as_conv(self, op, x, bias, out, w_kwargs):
-        """int8 FULLY_CONNECTED written as a 1x1 CONV_2D over [1, 1, T, depth]: LiteRT's reference
-        int8 FULLY_CONNECTED requantizes in floating point, its CONV_2D with TFLM's integer
-        multipliers, so both runtimes compute the same integers on any scales."""
+        """A quantized FULLY_CONNECTED written as a 1x1 CONV_2D over [1, 1, T, depth] (see
+        :meth:`Program.fc_as_conv`)."""
         b, T = self.b, self.T
         n_out, depth = op.weights.shape
         x4 = self.temp(op.inputs[0][0], (1, 1, T, depth))

@@ -69,9 +69,11 @@ class Program:
         return np.int16 if self.tensors[name].wide and self.precision == "int8" else self.dtype
 
     def fc_as_conv(self, op) -> bool:
-        """An int8 FULLY_CONNECTED is exported as a 1x1 CONV_2D (LiteRT's reference CONV_2D requantizes
-        with TFLM's integers), whose Prepare forms every multiplier per channel in double."""
-        return self.quantized and op.kind == "fc" and np.dtype(self.dtype_of(op.inputs[0][0])) == np.int8
+        """Every quantized FULLY_CONNECTED is exported as a 1x1 CONV_2D, whose Prepare forms every multiplier
+        per channel in double. int8: LiteRT's reference FULLY_CONNECTED requantizes in floating point, its
+        CONV_2D with TFLM's integers. int16 input: CMSIS-NN's FULLY_CONNECTED refuses per-channel weights,
+        its s16 convolution takes them, so stock TFLM with CMSIS-NN runs the model."""
+        return self.quantized and op.kind == "fc"
 
     @property
     def input_dtype(self):

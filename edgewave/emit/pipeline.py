@@ -31,12 +31,14 @@ def runtime_files() -> list[tuple[Path, str]]:
     return out
 
 
-def render(manifest: dict, prog, stream: bytes | None, prefix: str,
-           target: str = "portable") -> tuple[dict[str, str], dict]:
+def render(manifest: dict, prog, stream: bytes | None, prefix: str, target: str = "portable",
+           m4_arena: dict | None = None) -> tuple[dict[str, str], dict]:
     """{relative path: text} for every generated file, plus the numbers the report needs.
 
     ``target`` is the core the files are for: a Cortex-M core gets its own CMake toolchain file and build
-    line; "portable" gets a toolchain file for every core edgewave supports.
+    line; "portable" gets a toolchain file for every core edgewave supports. ``m4_arena``: the smallest
+    arenas TFLM's AllocateTensors accepted on Cortex-M4 ({"cmsis_nn": bytes, "reference": bytes}), which
+    NAME_TENSOR_ARENA_SIZE is then made from; without it, from TFLM's Python interpreter on this host.
 
     Without a ``stream`` (tests of the C runtime on synthetic programs) only the model's
     own C files and the runtime are rendered: no TFLM build, CMake or README."""
@@ -64,8 +66,7 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str,
         "scratch16_size": p.scratch16_size, "consts": p.consts, "calls": p.calls,
         "zero_points": {name: prog.zero_code(name) for name in prog.tensors},
         "input_ref": f"({plan_mod._ref(p, prog.input, 0)})", "output_ref": plan_mod._ref(p, prog.output, 0),
-        "arena_measured": arena, "margin_pct": round(100 * (tflm.ARENA_MARGIN - 1)),
-        "arena_size": int(np.ceil(arena * tflm.ARENA_MARGIN / 16) * 16),
+        **tflm.arena_context(arena, m4_arena), **tflm.glue_context(prog),
         "resolver_ops": [tflm.RESOLVER_METHODS[o] for o in tflm.ops(stream)] if stream is not None else [],
         "model_bytes": tflm.c_array(stream) if stream is not None else "", "model_size": len(stream or b""),
     }
@@ -90,6 +91,7 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str,
         files.update({
             f"{prefix}_tflm.h": env.get_template("tflm_model.h.j2").render(ctx),
             f"{prefix}_tflm.cc": env.get_template("tflm_model.cc.j2").render(ctx),
+            "edgewave_tflm_model.h": env.get_template("edgewave_tflm_model.h.j2").render(ctx),
             "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(ctx),
             "README.md": env.get_template("README.md.j2").render(ctx),
         })
@@ -98,8 +100,9 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str,
                 ctx, core=t["core"], cpu_flags=t["flags"])
     for src, dst in rt:
         files[dst] = src.read_text()
-    numbers = {"ram_bytes": ram, "min_state_bytes": prog.state_bytes(), "tflm_arena_bytes": arena,
-               "tflm_ram_bytes": arena + prog.state_bytes(), "macs_per_sample": ctx["macs"],
+    numbers = {"ram_bytes": ram, "min_state_bytes": prog.state_bytes(), "tflm_arena_bytes": ctx["arena_need"],
+               "tflm_arena_size": ctx["arena_size"], "tflm_arena_measured_on": ctx["arena_measured_on"],
+               "tflm_ram_bytes": ctx["arena_need"] + prog.state_bytes(), "macs_per_sample": ctx["macs"],
                "tflite_bytes": len(stream or b"")}
     return files, numbers
 
