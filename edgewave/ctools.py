@@ -210,7 +210,8 @@ def _section_kind(name: str) -> str | None:
 
 
 def _sizes(elf: Path, map_file: Path, model_objs: list[Path], out_dir: Path) -> dict:
-    """text/rodata/data/bss bytes of the whole image, and under "model" of the model's own objects."""
+    """text/rodata/data/bss bytes of the whole image, and under "model" of the model's own objects (object
+    files, or archives: all their members that were linked)."""
     sizes = dict.fromkeys(("text", "rodata", "data", "bss"), 0)
     for line in _tool([ARM_SIZE, "-A", str(elf)], out_dir, "arm-none-eabi-size").splitlines():
         parts = line.split()
@@ -220,9 +221,9 @@ def _sizes(elf: Path, map_file: Path, model_objs: list[Path], out_dir: Path) -> 
     memory_map = map_file.read_text().split("Linker script and memory map", 1)[-1]
     names = {str(o) for o in model_objs}
     # input-section lines: " .text.fn  0xADDR  0xSIZE  /path/obj.o" (name may wrap onto its own line)
-    for name, addr, size, obj in re.findall(r"^ (\.\S+|COMMON)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (\S+\.o)$",
+    for name, addr, size, obj in re.findall(r"^ (\.\S+|COMMON)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (\S+\.o)\)?$",
                                             memory_map, re.M):
-        if obj in names and (kind := _section_kind(name)):
+        if (obj in names or obj.split("(")[0] in names) and (kind := _section_kind(name)):
             model[kind] += int(size, 16)
     sizes["model"] = model
     return sizes
@@ -257,18 +258,29 @@ def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[
 _RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)(?: played=(\d+))?")
 
 
-def _qemu(t: Target, elf, cwd: Path, timeout: float) -> dict:
-    """Runs the ELF on its board in `cwd` (where its semihosted files are); the EW_RESULT counts."""
+def qemu_run(t: Target, elf, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """Runs the ELF on its board in `cwd` (where its semihosted files are), counting instructions exactly."""
     cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
            "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
            "-kernel", str(Path(elf).resolve())]
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise UserError(f"QEMU {t.machine} did not finish within {timeout:g} s") from None
-    match = _RESULT.search(proc.stdout)
+
+
+def qemu_result(t: Target, elf, cwd: Path, timeout: float, result: re.Pattern) -> re.Match:
+    """:func:`qemu_run`, and the match of `result` in what the program printed; no match is an error."""
+    proc = qemu_run(t, elf, cwd, timeout)
+    match = result.search(proc.stdout)
     if proc.returncode != 0 or not match:
         raise UserError(f"QEMU {t.machine} failed (exit {proc.returncode}): {_first_error(proc.stderr + proc.stdout)}")
+    return match
+
+
+def _qemu(t: Target, elf, cwd: Path, timeout: float) -> dict:
+    """The EW_RESULT counts of a run of qemu_main.c."""
+    match = qemu_result(t, elf, cwd, timeout, _RESULT)
     return {k: int(v) for k, v in zip(("samples", "instructions", "max_step", "played"), match.groups())
             if v is not None}
 

@@ -2,11 +2,11 @@
 // NAME_tflm glue: reads IN.bin (raw ew_tflm_in_t codes) through semihosting, steps the model with
 // ew_tflm_fill / Invoke() / ew_tflm_push (what ew_tflm_step does, timed part by part), writes OUT.bin
 // (EW_TFLM_OUTPUTS codes per step) and prints
-//   TFLM_RESULT samples=N step=S invoke=I fill=F push=P max_step=K arena_min=A arena_used=U stack_bytes=B
+//   TFLM_RESULT samples=N step=S invoke=I fill=F push=P max_step=K arena_used=U stack_bytes=B glue_bytes=G
 // S = F + I + P are exact instruction totals (SysTick under -icount shift=7, as in qemu_main.c, the cost
-// of reading the counter subtracted). With -DEW_ARENA_SEARCH, A is the smallest arena (16-byte steps)
-// AllocateTensors accepts, found before the run; it can exceed U, TFLM's arena_used_bytes(), since
-// Prepare's temporary allocations peak above what stays allocated.
+// of reading the counter subtracted). U is TFLM's arena_used_bytes(): the smallest arena AllocateTensors
+// accepts can be larger, since Prepare's temporary allocations peak above what stays allocated.
+// G = sizeof(ew_tflm): the interpreter, its op resolver and the rings, which live outside the arena.
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,23 +63,22 @@ static int fail(const char *what)
 alignas(16) static uint8_t g_arena[EW_ARENA_BYTES];
 static ew_tflm g_model;
 
-#ifdef EW_ARENA_SEARCH
-static size_t smallest_arena()
+// ARENA.bin (one uint32): only try ew_tflm_init with that many bytes of the arena and print
+//   TFLM_TRY arena=A    before, and after it    TFLM_FITS arena=A ok=0|1
+// With some arenas that are too small, TFLM's CMSIS-NN CONV_2D Prepare faults instead of failing (it uses
+// AllocatePersistentBuffer's result unchecked): a fault after TFLM_TRY means "does not fit".
+static int probe_arena(FILE *f)
 {
-    auto fits = [](size_t size) {
-        bool ok = ew_tflm_init(&g_model, g_arena, size) == kTfLiteOk;
-        if (g_model.interpreter != nullptr) g_model.interpreter->~MicroInterpreter();
-        return ok;
-    };
-    size_t lo = 0, hi = EW_ARENA_BYTES;  // fits(hi), !fits(lo)
-    if (!fits(hi)) return 0;
-    while (hi - lo > 16) {
-        size_t mid = ((lo + hi) / 2) & ~(size_t)15;
-        if (fits(mid)) hi = mid; else lo = mid;
-    }
-    return hi;
+    uint32_t size = 0;
+    size_t got = fread(&size, sizeof size, 1, f);
+    fclose(f);
+    if (got != 1 || size > EW_ARENA_BYTES) return fail("ARENA.bin must hold one uint32 no larger than the linked arena");
+    printf("TFLM_TRY arena=%lu\n", (unsigned long)size);
+    fflush(stdout);
+    int ok = ew_tflm_init(&g_model, g_arena, size) == kTfLiteOk;
+    printf("TFLM_FITS arena=%lu ok=%d\n", (unsigned long)size, ok);
+    return 0;
 }
-#endif
 
 int main(void)
 {
@@ -87,12 +86,10 @@ int main(void)
     static ew_tflm_out_t out[CHUNK * EW_TFLM_OUTPUTS];
     uint64_t t_fill = 0, t_inv = 0, t_push = 0, samples = 0;
     uint32_t overhead, max_step = 0, stack_bytes = 0;
-    size_t arena_min = 0, n;
+    size_t n;
     FILE *fi, *fo;
 
-#ifdef EW_ARENA_SEARCH
-    arena_min = smallest_arena();
-#endif
+    if ((fi = fopen("ARENA.bin", "rb")) != NULL) return probe_arena(fi);
     if (ew_tflm_init(&g_model, g_arena, sizeof g_arena) != kTfLiteOk)
         return fail("ew_tflm_init failed: an op's Prepare refused the model or the arena is too small");
     if (!(fi = fopen("IN.bin", "rb"))) return fail("cannot open IN.bin");
@@ -143,10 +140,10 @@ int main(void)
     fclose(fi);
     if (fclose(fo) != 0) return fail("cannot write OUT.bin");
     char b[5][21];
-    printf("TFLM_RESULT samples=%s step=%s invoke=%s fill=%s push=%s max_step=%lu arena_min=%lu arena_used=%lu "
-           "stack_bytes=%lu\n",
+    printf("TFLM_RESULT samples=%s step=%s invoke=%s fill=%s push=%s max_step=%lu arena_used=%lu "
+           "stack_bytes=%lu glue_bytes=%lu\n",
            u64(samples, b[0]), u64(t_fill + t_inv + t_push, b[1]), u64(t_inv, b[2]), u64(t_fill, b[3]),
-           u64(t_push, b[4]), (unsigned long)max_step, (unsigned long)arena_min,
-           (unsigned long)g_model.interpreter->arena_used_bytes(), (unsigned long)stack_bytes);
+           u64(t_push, b[4]), (unsigned long)max_step, (unsigned long)g_model.interpreter->arena_used_bytes(), (unsigned long)stack_bytes,
+           (unsigned long)sizeof(ew_tflm));
     return 0;
 }
