@@ -265,9 +265,15 @@ def convert(model, data, precision, input_stage, out, window, channel, check_sam
 @click.option("--flash-budget", type=click.IntRange(1), metavar="BYTES",
               help="Fail (and write nothing) if the model's flash on the --target core (Cortex-M4 for "
                    "portable) exceeds this.")
+@click.option("--tflm-dir", metavar="DIR", envvar="EDGEWAVE_TFLM_DIR", show_envvar=True,
+              help="A TensorFlow Lite Micro tree (or a .tar.xz of one) to measure NAME_TENSOR_ARENA_SIZE on: "
+                   "the smallest arena AllocateTensors accepts on the Cortex-M4 build with reference kernels "
+                   "and with CMSIS-NN, under QEMU, plus 5 %. The first run builds the kernels the model needs "
+                   "(a few minutes, cached). Without it the arena comes from TFLM's Python interpreter on "
+                   "this 64-bit host, plus 25 %.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
 @command
-def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, as_json):
+def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, tflm_dir, as_json):
     """Generate interpreter-free streaming C from a converted OUT_DIR.
 
     Writes NAME.h / NAME.c (const weights, one kernel call per op, all state in
@@ -281,13 +287,14 @@ def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, a
     from .emit.pipeline import emit as run_emit
 
     report = run_emit(out_dir, c_dir, prefix, target, measure=not no_measure, ram_budget=ram_budget,
-                      flash_budget=flash_budget)
+                      flash_budget=flash_budget, tflm_dir=tflm_dir, progress=lambda m: click.echo(m, err=True))
     if as_json:
         emit_json(report)
         return
     click.echo(f"wrote {len(report['files'])} files to {c_dir}")
     click.echo(f"  RAM {report['ram_bytes']} B (ring history {report['min_state_bytes']} B); "
-               f"TFLite Micro would need {report['tflm_ram_bytes']} B (arena {report['tflm_arena_bytes']} B + state)")
+               f"TFLite Micro would need {report['tflm_ram_bytes']} B (arena {report['tflm_arena_bytes']} B, measured "
+               f"on {report['tflm_arena_measured_on']}, + state)")
     if "flash_bytes" in report:
         click.echo(f"  flash {report['flash_bytes']} B on {report['flash_core']} "
                    f"(model_stream.tflite is {report['tflite_bytes']} B)")

@@ -176,7 +176,9 @@ def accumulator_bits(prog) -> int:
 
 
 def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portable", measure: bool = True,
-         ram_budget: int | None = None, flash_budget: int | None = None) -> dict:
+         ram_budget: int | None = None, flash_budget: int | None = None, tflm_dir=None, progress=None) -> dict:
+    """``tflm_dir``: a TFLM tree (or tarball) to measure NAME_TENSOR_ARENA_SIZE on, on the Cortex-M4 build
+    with reference kernels and with CMSIS-NN (when ``measure``)."""
     prefix = plan_mod.check_prefix(prefix)
     if target not in TARGETS:
         raise UserError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
@@ -188,8 +190,11 @@ def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portabl
     if prog.dtype == np.int8 and acc_bits > 32:
         raise UserError(f"a layer's worst-case accumulator needs {acc_bits} bits, more than the int32 TFLM uses; "
                         "make the layer narrower (fewer inputs per output) or use --precision int16x8")
-    files, numbers = render(manifest, prog, stream, prefix, target)
+    m4_arena = m4_arenas(manifest, prog, stream, prefix, tflm_dir, progress) if measure and tflm_dir else None
+    files, numbers = render(manifest, prog, stream, prefix, target, m4_arena)
     numbers["accumulator_bits"] = acc_bits
+    if m4_arena:
+        numbers["tflm_m4_arena_bytes"] = m4_arena
     with atomic_dir(c_dir, MARKER) as tmp:
         for rel, text in files.items():
             path = tmp / rel
@@ -203,6 +208,23 @@ def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portabl
                 report["m4_instructions_per_mac"] = round(report["m4_instructions_per_sample"] / numbers["macs_per_sample"], 3)
         _check_budgets(report, ram_budget, flash_budget)
     return report
+
+
+def m4_arenas(manifest: dict, prog, stream: bytes, prefix: str, tflm_dir, progress=None) -> dict[str, int]:
+    """The smallest arenas TFLM's AllocateTensors accepts for the model on Cortex-M4, per kernel choice."""
+    from .. import tflm_run, tflm_tree
+
+    root = tflm_tree.find(tflm_dir)
+    ctools._require(run=True)
+    files, _ = render(manifest, prog, stream, prefix)
+    with tempfile.TemporaryDirectory(prefix="edgewave-tflm-") as tmp:
+        c_dir = Path(tmp) / "c"
+        for rel, text in files.items():
+            (c_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (c_dir / rel).write_text(text)
+        if progress:
+            progress(f"measuring TFLM's arena on Cortex-M4 (QEMU) with {root}")
+        return tflm_run.smallest_arenas(c_dir, prefix, tflm.ops(stream), root, Path(tmp) / "work", progress)
 
 
 def _check_budgets(report: dict, ram_budget: int | None, flash_budget: int | None) -> None:
