@@ -35,6 +35,28 @@ def require(condition, reason: str, module_level: bool = False) -> None:
     pytest.skip(reason, allow_module_level=module_level)
 
 
+@pytest.fixture(scope="session")
+def tflm_root():
+    """A TensorFlow Lite Micro tree, which edgewave never ships: a user points EDGEWAVE_TFLM_DIR at theirs, this
+    project's CI has ../shared/tflm-m4. Without one the TFLM checks skip, also under CI=true."""
+    from edgewave import tflm_tree
+
+    root = tflm_tree.find()
+    if root is None:
+        pytest.skip(f"no TensorFlow Lite Micro tree: set {tflm_tree.ENV} to an unpacked tflite-micro "
+                    "(or a .tar.xz of one) with its third-party downloads")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tflm_m4_root(tflm_root):
+    """tflm_root, and the Arm tools that build TFLM for the Cortex-M4 and run it on QEMU."""
+    from edgewave import ctools
+
+    require(ctools.have_cortex_m_tools(), f"building TFLM for the Cortex-M4 needs the Arm tools ({ctools.INSTALL_HINT})")
+    return tflm_root
+
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "edgewave" / "data" / "speech16k.wav"
 EDGEWAVE = [sys.executable, "-m", "edgewave.cli"]

@@ -254,15 +254,6 @@ TFLM_BUILDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tflm_root():
-    root = tflm_tree.find()
-    if root is None:
-        pytest.skip(f"no TensorFlow Lite Micro tree: set {tflm_tree.ENV} to an unpacked tflite-micro "
-                    "(or a .tar.xz of one) with its third-party downloads")
-    return root
-
-
 def section(objcopy: str, obj: Path, name: str, out: Path) -> bytes:
     subprocess.run([objcopy, "-O", "binary", f"--only-section={name}", str(obj), str(out)], check=True)
     return out.read_bytes()

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import require
+
 from edgewave import ctools, tflm_build, tflm_tree
 from edgewave.convert import pipeline
 from edgewave.emit import tflm
@@ -19,7 +19,7 @@ from edgewave.tflite import read_model
 
 M4 = ctools.TARGETS[tflm_build.TARGET]
 PRECISION = "int16x8"
-KERNELS = "reference"  # stock CMSIS-NN refuses per-channel FULLY_CONNECTED with int16 inputs
+KERNELS = "reference"
 
 # One MicroInterpreter step on the model: every input filled with a byte pattern (pattern_bytes below), one
 # Invoke(), every output's bytes into OUT.bin by semihosting, and the EW_RESULT line ctools' QEMU runner
@@ -87,28 +87,19 @@ def pattern_bytes(k: int, n: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def tflm_root():
-    root = tflm_tree.find()
-    require(root is not None, f"no TensorFlow Lite Micro tree: set {tflm_tree.ENV} to an unpacked tflite-micro "
-                              "(or a .tar.xz of one) with its third-party downloads")
-    require(ctools.have_cortex_m_tools(), f"building TFLM for the Cortex-M4 needs the Arm tools ({ctools.INSTALL_HINT})")
-    return root
-
-
-@pytest.fixture(scope="module")
 def stream(convert_tiny):
     return pipeline.load(convert_tiny(PRECISION))[2]
 
 
-def test_library_is_built_once_and_then_a_cache_hit(tflm_root, stream):
+def test_library_is_built_once_and_then_a_cache_hit(tflm_m4_root, stream):
     ops = tflm.ops(stream)
     built, rerun = [], []
-    lib = tflm_build.library(tflm_root, KERNELS, ops, progress=built.append)
+    lib = tflm_build.library(tflm_m4_root, KERNELS, ops, progress=built.append)
     assert lib.is_file() and lib.suffix == ".a" and lib.is_relative_to(tflm_tree._cache_dir().parent)
     assert not built or any(line.startswith("compiling") for line in built), built  # empty: cached before
     mtime = lib.stat().st_mtime_ns
     start = time.monotonic()
-    again = tflm_build.library(tflm_root, KERNELS, reversed(ops), progress=rerun.append)
+    again = tflm_build.library(tflm_m4_root, KERNELS, reversed(ops), progress=rerun.append)
     assert time.monotonic() - start < 2.0 and not rerun, "a rerun with the same key must not rebuild"
     assert again == lib and again.stat().st_mtime_ns == mtime
     # Every op's kernel is in it: an archive member defines its registration.
@@ -117,13 +108,13 @@ def test_library_is_built_once_and_then_a_cache_hit(tflm_root, stream):
     assert all(f"tflite::Register_{op}()" in symbols for op in ops), ops
 
 
-def test_a_program_linked_with_the_library_runs_on_qemu_as_the_host_tflm_does(tflm_root, stream, tmp_path):
+def test_a_program_linked_with_the_library_runs_on_qemu_as_the_host_tflm_does(tflm_m4_root, stream, tmp_path):
     ops = tflm.ops(stream)
     register = " && ".join(f"resolver.{tflm.RESOLVER_METHODS[o]}() == kTfLiteOk" for o in ops)
     main = tmp_path / "main.cc"
     main.write_text(MAIN.format(model=tflm.c_array(stream), arena=64 * 1024, n_ops=len(ops), register=register,
                                 pattern=PATTERN_C))
-    elf, sizes = tflm_build.build_program(tflm_root, KERNELS, ops, [main], [], tmp_path / "build",
+    elf, sizes = tflm_build.build_program(tflm_m4_root, KERNELS, ops, [main], [], tmp_path / "build",
                                           defines=(f"EW_TICK_NUM={M4.tick[0]}u", f"EW_TICK_DEN={M4.tick[1]}u"))
     assert sizes["model"]["rodata"] >= len(stream) and sizes["bss"] >= 64 * 1024, sizes
     run = tmp_path / "run"
@@ -141,12 +132,12 @@ def test_a_program_linked_with_the_library_runs_on_qemu_as_the_host_tflm_does(tf
     assert (run / "OUT.bin").read_bytes() == want, "TFLM on the Cortex-M4 differs from the host's TFLM"
 
 
-def test_build_errors_are_one_line_user_errors_naming_the_log(tflm_root, stream, tmp_path):
+def test_build_errors_are_one_line_user_errors_naming_the_log(tflm_m4_root, stream, tmp_path):
     bad = tmp_path / "bad.cc"
     bad.write_text("int main(void) { return undeclared; }\n")
     with pytest.raises(UserError, match=r"undeclared.*build\.log"):
-        tflm_build.build_program(tflm_root, KERNELS, tflm.ops(stream), [bad], [], tmp_path / "build")
+        tflm_build.build_program(tflm_m4_root, KERNELS, tflm.ops(stream), [bad], [], tmp_path / "build")
     with pytest.raises(UserError, match="reference, cmsis_nn"):
-        tflm_build.library(tflm_root, "fast", ["ADD"])
+        tflm_build.library(tflm_m4_root, "fast", ["ADD"])
     with pytest.raises(UserError, match="NO_SUCH_OP"):
-        tflm_build.library(tflm_root, KERNELS, ["NO_SUCH_OP"])
+        tflm_build.library(tflm_m4_root, KERNELS, ["NO_SUCH_OP"])
