@@ -178,8 +178,37 @@ def anomaly(res) -> str:
     return "\n".join(lines)
 
 
+def tflm_m4(res) -> str:
+    t = res["tables"].get("10")
+    if t is None or "skipped" in t:
+        why = t["skipped"] if t else "its table 10 was not run"
+        return f"Not measured by the `make bench` run that wrote `benchmarks/results.json`: {why}.\n"
+    names = {"edgewave": "edgewave C", "cmsis_nn": "TFLM + CMSIS-NN", "reference": "TFLM reference kernels"}
+    lines = ["| model | runtime | instructions per sample (TFLM: `invoke()` alone) | RAM | flash |",
+             "|---|---|---|---|---|"]
+    for r in t["models"]:
+        ew = r["rows"][0]
+        for x in r["rows"]:
+            first = x is ew
+            ins = f"**{n(x['instructions_per_sample'])}**" if first else (
+                f"{n(x['instructions_per_sample'])} ({x['instructions_per_sample'] / ew['instructions_per_sample']:.1f}×; "
+                f"{n(x['invoke_per_sample'])})")
+            ram = f"{n(x['ram'])} B" if first else f"{n(x['ram'])} B ({x['ram'] / ew['ram']:.1f}×)"
+            flash = f"{n(x['flash'])} B" if first else f"{n(x['flash'])} B ({x['flash'] / ew['flash']:.1f}×)"
+            lines.append(f"| {r['model'] + ' ' + r['precision'] if first else ''} | {names[x['runtime']]} | {ins} | "
+                         f"{ram} | {flash} |")
+    samples = t["models"][0]["rows"][0]["samples"]
+    lsb = max(x["max_lsb"] for r in t["models"] for x in r["rows"])
+    arenas = ", ".join(f"{r['model']} {r['precision']} {n(r['smallest_arenas']['cmsis_nn'])} / "
+                       f"{n(r['smallest_arenas']['reference'])} B" for r in t["models"])
+    lines += ["", f"{n(samples)} samples of the bundled speech on every runtime, every output equal to the numpy "
+                  f"engine (max {lsb:g} LSB). Smallest arena `AllocateTensors` accepts on the M4, CMSIS-NN / "
+                  f"reference: {arenas}.", ""]
+    return "\n".join(lines)
+
+
 RENDER = {"headline": headline, "precision": precision, "speed": speed, "bundled": bundled,
-          "real-speech": real_speech, "concealment": concealment, "anomaly": anomaly}
+          "real-speech": real_speech, "concealment": concealment, "anomaly": anomaly, "tflm-m4": tflm_m4}
 
 
 def render(text: str, res: dict) -> str:

@@ -12,6 +12,8 @@ numbers for machines). Every number is measured in the run that writes the file:
   6. accuracy on the bundled recording: float, int16x8, int8, LPC-32
   7-9. the jobs on real recordings (benchmarks/jobs.py): training on real speech,
      packet-loss concealment, anomaly detection
+ 10. generated C vs stock TensorFlow Lite Micro (CMSIS-NN and reference kernels) on the
+     same emulated Cortex-M4 (benchmarks/tflm_m4.py; skipped without a TFLM tree)
 
 Tables 1-5 use random-weight models (speed and memory do not depend on training);
 only table 6 trains (the default spec, about 5 minutes). Timings are medians of
@@ -54,6 +56,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jobs  # noqa: E402
+import tflm_m4  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -967,6 +970,7 @@ TABLES = {
     7: ("Training on real speech", lambda ws: ws.real_speech()),
     8: ("Packet-loss concealment on held-out real speech", lambda ws: jobs.table8(ws, run, log, ws.real_speech())),
     9: ("Anomaly detection on a real PPG recording", lambda ws: jobs.table9(ws, run, log)),
+    10: ("Generated C vs TensorFlow Lite Micro on Cortex-M4 (QEMU, exact)", lambda ws: tflm_m4.table10(ws, run, log)),
 }
 
 HEADLINE_DEFINITIONS = {
@@ -982,6 +986,19 @@ HEADLINE_DEFINITIONS = {
                                           "path), mean instructions per sample",
     "ram_vs_tflm": "table 5: default model int16x8, generated C state RAM / (TFLM arena + ring state kept "
                    "outside it)",
+    "tflm_cmsis_m4_instructions_per_sample": "table 10: default model int16x8, stock TFLM + CMSIS-NN on Cortex-M4 "
+                                             "(QEMU, exact), mean instructions per sample of the whole step (taps "
+                                             "in, invoke(), outputs out and rings pushed)",
+    "m4_vs_tflm_cmsis_speedup": "table 10: default model int16x8 on Cortex-M4, TFLM + CMSIS-NN instructions per "
+                                "sample (whole step) / generated C instructions per sample",
+    "tflm_cmsis_m4_ram_bytes": "table 10: default model int16x8, TFLM + CMSIS-NN on Cortex-M4: smallest arena "
+                               "AllocateTensors accepts (linked) + sizeof(model_tflm) (interpreter, resolver, rings) "
+                               "+ .data/.bss of the TFLM library members and glue linked",
+    "ram_vs_tflm_m4": "table 10: default model int16x8, generated C state RAM (sizeof(model_state)) / "
+                      "tflm_cmsis_m4_ram_bytes",
+    "flash_vs_tflm_m4": "table 10: default model int16x8 on Cortex-M4, generated C flash (model objects' text + "
+                        "rodata + data) / TFLM + CMSIS-NN flash (the TFLM library members linked + the glue object "
+                        "holding the .tflite array)",
 }
 
 
@@ -1140,6 +1157,14 @@ def render_md(res: dict) -> str:
               f"{r['false_alarm_rate']}), scored on the last 50 % with {r['events']} injected anomalies "
               f"({', '.join(r['kinds'])}). Baselines use the same smoothing and calibration. `c` and `qemu-m4` "
               "gave the same scores as `int`.", "", jobs.md_table9(r), ""]
+    if 10 in t:
+        later = res.get("table10_run")  # measured alone and merged into an earlier full run's results
+        L += [f"## 10. {TABLES[10][0]}", "",
+              *([f"Measured on {later['date']}, {later['why']}; the other tables are from the run above.", ""]
+                if later else []),
+              *tflm_m4.md_section10(t[10], res["settings"]["qemu_samples"]),
+              f"Reproduce: `{PY} --tables 10` (with `EDGEWAVE_TFLM_DIR` set); `edgewave emit OUT_DIR --out C_DIR "
+              "--tflm-dir TFLM_DIR --json` reports `tflm_m4_arena_bytes`.", ""]
     L += ["## Headline numbers (`results.json`)", "",
           md_table(["key", "value", "definition"],
                    [[f"`{k}`", ", ".join(f"{kk}: {fmt(vv, 4)}" for kk, vv in res[k].items())
@@ -1170,6 +1195,7 @@ def _round_floats(o, digits=6):
 
 def main(argv=None) -> int:
     jobs.configure(md_table=md_table, BenchError=BenchError)
+    tflm_m4.configure(md_table=md_table, BenchError=BenchError, worst_stack=worst_stack)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tables", default=",".join(map(str, TABLES)), help="comma-separated table numbers (default: all)")
@@ -1225,8 +1251,9 @@ def main(argv=None) -> int:
     res["script_seconds"] = round(time.monotonic() - t_start, 1)
     for n, key in ((1, "stream_vs_recompute_ratio"), (2, "dilation_cost_ratio"), (3, "c_vs_litert_speedup"),
                    (4, "m4_int8_instructions_per_mac"), (4, "m4_default_instructions_per_sample"),
-                   (5, "ram_vs_tflm")):
-        if n in res["tables"]:
+                   (5, "ram_vs_tflm"), (10, "tflm_cmsis_m4_instructions_per_sample"), (10, "m4_vs_tflm_cmsis_speedup"),
+                   (10, "tflm_cmsis_m4_ram_bytes"), (10, "ram_vs_tflm_m4"), (10, "flash_vs_tflm_m4")):
+        if n in res["tables"] and key in res["tables"][n]:  # a skipped table has none
             res[key] = res["tables"][n][key]
     res["definitions"] = {k: v for k, v in HEADLINE_DEFINITIONS.items() if k in res}
     md = render_md(res)
