@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SPEECH, TINY_SPEC
+from edgewave import tflm_tree
 
 IN_CI = os.environ.get("CI") == "true"
 HAVE_QEMU = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
@@ -117,6 +118,18 @@ def test_installed_cli_end_to_end(installed, tmp_path):
         assert (work / "c" / f).is_file(), f
     if HAVE_QEMU or IN_CI:
         assert emitted["m4_instructions_per_sample"] > 0
+
+    # A TFLM user's route: the arena measured on stock TFLM for the M4 (the cache shared with the checkout's
+    # tests, so TFLM is compiled once per machine, not once per test).
+    tflm_root = tflm_tree.find()
+    if tflm_root is not None and (HAVE_QEMU or IN_CI):
+        proc = subprocess.run([str(bindir / "edgewave"), "emit", "int16x8", "--out", "c-tflm", "--prefix", "speech",
+                               "--tflm-dir", str(tflm_root), "--json"], capture_output=True, text=True, cwd=work,
+                              env={**user_env(), tflm_tree.CACHE_ENV: str(ROOT / "build" / "cache")}, timeout=1800)
+        tflm_emitted = json.loads(ok(proc).stdout)
+        assert tflm_emitted["tflm_arena_measured_on"] == "cortex-m4"
+        assert set(tflm_emitted["tflm_m4_arena_bytes"]) == {"reference", "cmsis_nn"}
+        assert "speech_tflm_step" in (work / "c-tflm" / "speech_tflm.h").read_text()
 
     backends = ["c"] + (["qemu-m4"] if HAVE_QEMU or IN_CI else [])
     for backend in backends:
