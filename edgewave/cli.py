@@ -14,7 +14,7 @@ import click
 
 from .errors import UserError
 
-BACKEND_CHOICES = ["keras", "float", "int", "litert", "tflm", "c", "qemu-m4", "qemu-m7", "qemu-m33"]
+BACKEND_CHOICES = ["keras", "float", "int", "litert", "tflm", "c", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-rv32"]
 
 
 def command(fn):
@@ -47,7 +47,7 @@ def show(report: dict, as_json: bool, human) -> None:
 
 
 # Where the jobs run: the numpy engines and the emitted C (the Python-driven TFLite runtimes have no job loop).
-JOB_BACKENDS = ["float", "int", "c", "qemu-m4", "qemu-m7", "qemu-m33"]
+JOB_BACKENDS = ["float", "int", "c", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-rv32"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -253,11 +253,13 @@ def convert(model, data, precision, input_stage, out, window, channel, check_sam
 @click.option("--out", "c_dir", required=True, metavar="C_DIR", help="Directory for the generated C.")
 @click.option("--prefix", default="model", show_default=True,
               help="C identifier prefix of the API (NAME_init, NAME_step_q, NAME_state).")
-@click.option("--target", type=click.Choice(["portable", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m0plus"]),
+@click.option("--target", type=click.Choice(["portable", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m0plus",
+                                             "riscv32"]),
               default="portable", show_default=True,
               help="Core the files are for: its CMake toolchain file and build line go in C_DIR, and the "
                    "code is also built, run and counted on it (flash size and --flash-budget too). "
                    "portable: a toolchain file for every core, measured on the host and Cortex-M4. "
+                   "riscv32: rv32imac (ESP32-C3/C6, CH32V, GD32VF103), measured on QEMU's RISC-V virt board. "
                    "The C is the same for every core; cores with DSP take SMLAD paths at compile time.")
 @click.option("--no-measure", is_flag=True, help="Only write the files: skip the host/QEMU build, check and count.")
 @click.option("--ram-budget", type=click.IntRange(1), metavar="BYTES",
@@ -282,7 +284,8 @@ def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, t
     README. Unless --no-measure, the code is compiled for the host and checked
     against the numpy integer engine, and when arm-none-eabi-gcc and
     qemu-system-arm are installed, run on an emulated Cortex-M4 to count
-    instructions per sample.
+    instructions per sample (and on the --target core, e.g. riscv32 with
+    riscv64-unknown-elf-gcc, picolibc and qemu-system-riscv32).
     """
     from .emit.pipeline import emit as run_emit
 
@@ -301,6 +304,9 @@ def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, t
     if "m4_instructions_per_sample" in report:
         click.echo(f"  Cortex-M4: {report['m4_instructions_per_sample']} instructions/sample, "
                    f"{report['m4_instructions_per_mac']} per MAC ({report['macs_per_sample']} MACs)")
+    key = f"{target.replace('cortex-', '')}_instructions_per_sample"  # --target's own count, e.g. on riscv32
+    if target not in ("portable", "cortex-m4") and key in report:
+        click.echo(f"  {target}: {report[key]} instructions/sample")
 
 
 @main.command()
@@ -308,7 +314,8 @@ def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, t
 @click.option("--data", required=True, metavar="PATH", help="Signal to stream (WAV / .npy / .csv).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="int", show_default=True,
               help="Where to run: keras/float (float reference), int (numpy integer engine), litert, tflm, "
-                   "c (emitted C on this machine), qemu-m4/m7/m33 (emitted C on an emulated Cortex-M).")
+                   "c (emitted C on this machine), qemu-m4/m7/m33 (emitted C on an emulated Cortex-M), "
+                   "qemu-rv32 (on an emulated rv32imac).")
 @click.option("--compare", multiple=True, type=click.Choice(BACKEND_CHOICES), metavar="BACKEND",
               help="Also run these backends and report the LSB difference to each (repeatable).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
@@ -392,8 +399,8 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, generat
 @click.option("--backend", type=click.Choice(JOB_BACKENDS), default="int",
               show_default=True,
               help="Where the model conceals: float or int (numpy engines), c (the emitted C, NAME_conceal, on "
-                   "this machine), qemu-m4/m7/m33 (the same C on an emulated Cortex-M; reports instructions per "
-                   "concealed sample).")
+                   "this machine), qemu-m4/m7/m33/rv32 (the same C on an emulated Cortex-M or rv32imac; reports "
+                   "instructions per concealed sample).")
 @click.option("--fade-ms", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
               help="Length of the cross-fade from the model's continuation back into the received signal.")
 @click.option("--out", "wav_out", required=True, metavar="FILE.wav",
@@ -435,7 +442,7 @@ def conceal(out_dir, data, loss, frame_ms, burst, seed, limit, channel, backend,
 @click.option("--backend", type=click.Choice(JOB_BACKENDS), default="int",
               show_default=True,
               help="Where the model scores: float or int (numpy engines), c (the emitted C, NAME_score_step, "
-                   "on this machine), qemu-m4/m7/m33 (the same C on an emulated Cortex-M).")
+                   "on this machine), qemu-m4/m7/m33/rv32 (the same C on an emulated Cortex-M or rv32imac).")
 @click.option("--window-ms", type=float, default=500.0, show_default=True,
               help="Smoothing window of the squared prediction error (a causal moving average).")
 @click.option("--false-alarm-rate", type=float, default=0.001, show_default=True, metavar="R",

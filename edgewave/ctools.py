@@ -1,11 +1,12 @@
-"""Build and run generated C models: on the host, and on Cortex-M cores emulated by QEMU.
+"""Build and run generated C models: on the host, and on Cortex-M and RISC-V cores emulated by QEMU.
 
 A model directory provides ``edgewave_model.h`` (``ew_q_t``, ``EW_OUTPUTS``,
 ``ew_model_state``, ``ew_model_init``, ``ew_model_step_q``) and ``.c`` files.  The
 mains in ``firmware/examples`` stream raw little-endian ``ew_q_t`` codes through it:
 ``host_main.c`` from files given on its command line, ``qemu_main.c`` from ``IN.bin``
 to ``OUT.bin`` via semihosting, printing the exact instruction count of the steps
-(SysTick under ``-icount shift=7``: one instruction = 128 ns of virtual time).
+(SysTick on Cortex-M, ``minstret`` on RISC-V, under ``-icount shift=7``: one instruction = 128 ns of
+virtual time).
 
 Compilers run quietly: ``-Werror`` and ``--fatal-warnings`` make every warning an
 error, the output of every tool goes to ``<out_dir>/build.log``, and a failure
@@ -27,7 +28,8 @@ import numpy as np
 from edgewave.errors import UserError
 from edgewave.paths import package_dir
 
-__all__ = ["TARGETS", "Target", "build_host", "run_host", "build_cortex_m", "run_qemu", "have_cortex_m_tools"]
+__all__ = ["TARGETS", "Target", "build_host", "run_host", "build_cortex_m", "run_qemu", "have_cortex_m_tools",
+           "have_tools"]
 
 # Installed wheel: edgewave/firmware; source checkout: firmware/ next to edgewave/.
 FIRMWARE = package_dir("firmware")
@@ -38,12 +40,46 @@ ARM_CC, ARM_SIZE, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system
 
 
 @dataclass(frozen=True)
+class Toolchain:
+    """A bare-metal GCC, its C library with semihosting, and the QEMU that runs its boards."""
+    prefix: str                  # the tools are <prefix>-gcc, <prefix>-size
+    specs: str                   # a specs file of the C library: where gcc finds it, the library is installed
+    install: str                 # the hint of a missing tool
+    qemu: str
+    board_dir: str               # in firmware/: linker scripts (and startup code)
+    startup: tuple[str, ...]     # our startup sources in board_dir (none: the C library's crt0)
+    link: tuple[str, ...]        # C library and startup flags of the link
+    qemu_args: tuple[str, ...] = ()
+    libc_cflags: tuple[str, ...] = ()  # where the compiler finds the C library's headers
+
+    @property
+    def cc(self) -> str:
+        return f"{self.prefix}-gcc"
+
+    @property
+    def size(self) -> str:
+        return f"{self.prefix}-size"
+
+
+ARM = Toolchain("arm-none-eabi", "nano.specs", INSTALL_HINT, QEMU, "cortex-m", ("startup.c",),
+                ("--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles"))
+# picolibc's own crt0 (.data copy, .bss zeroing, exit through semihosting, traps reported) and picolibc.ld,
+# placed by firmware/riscv's board script: less hand-written code than the Cortex-M startup.
+RISCV = Toolchain("riscv64-unknown-elf", "picolibc.specs",
+                  "install gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc",
+                  "qemu-system-riscv32", "riscv", (), ("--specs=picolibc.specs", "--oslib=semihost", "--crt0=semihost"),
+                  ("-cpu", "rv32", "-bios", "none"),  # -bios none: QEMU jumps to the ELF, no OpenSBI
+                  ("--specs=picolibc.specs",))
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     cpu_flags: tuple[str, ...]
     machine: str | None      # QEMU board that runs it; None: build only
-    ldscript: str | None     # in firmware/cortex-m
-    tick: tuple[int, int] = (5, 16)  # instructions per SysTick tick (num, den): 1e9 / (f_cpu · 128 ns)
+    ldscript: str | None     # in the toolchain's board_dir
+    tick: tuple[int, int] = (5, 16)  # instructions per counter tick (num, den); SysTick: 1e9 / (f_cpu · 128 ns)
+    toolchain: Toolchain = ARM
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -58,19 +94,23 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     # AN505 runs secure at 20 MHz: code 0x10000000, RAM 0x38000000.
     Target("cortex-m33", ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
            "mps2-an505", "mps2-an505.ld", (25, 64)),
+    # rv32imac, the ISA of ESP32-C3/C6, CH32V3 and GD32VF103 (the picolibc multilib of that name), on QEMU's virt
+    # board: its RAM holds any model, where sifive_e has 16 KB. Under -icount QEMU's minstret counts
+    # nanoseconds of virtual time, 128 per instruction at shift=7.
+    Target("riscv32", ("-march=rv32imac", "-mabi=ilp32"), "virt", "qemu-virt.ld", (1, 128), RISCV),
 )}
 
 
-def _missing(run: bool) -> list[str]:
-    missing = [t for t in (ARM_CC, ARM_SIZE) + ((QEMU,) if run else ()) if not shutil.which(t)]
-    if shutil.which(ARM_CC) and not _have_newlib():
-        missing.append("newlib (nano.specs)")
+def _missing(run: bool, tc: Toolchain = ARM) -> list[str]:
+    missing = [t for t in (tc.cc, tc.size) + ((tc.qemu,) if run else ()) if not shutil.which(t)]
+    if shutil.which(tc.cc) and not _have_libc(tc.cc, tc.specs):
+        missing.append(f"its C library ({tc.specs})")
     return missing
 
 
 @functools.lru_cache(maxsize=None)
-def _have_newlib() -> bool:
-    out = subprocess.run([ARM_CC, "-print-file-name=nano.specs"], capture_output=True, text=True).stdout.strip()
+def _have_libc(cc: str, specs: str) -> bool:
+    out = subprocess.run([cc, f"-print-file-name={specs}"], capture_output=True, text=True).stdout.strip()
     return Path(out).is_absolute() and Path(out).is_file()
 
 
@@ -79,9 +119,14 @@ def have_cortex_m_tools() -> bool:
     return not _missing(run=True)
 
 
-def _require(run: bool) -> None:
-    if missing := _missing(run):
-        raise UserError(f"{', '.join(missing)} not found: {INSTALL_HINT}")
+def have_tools(target: str) -> bool:
+    """True when the compiler, C library and QEMU of a cross target are installed."""
+    return not _missing(run=True, tc=_target(target).toolchain)
+
+
+def _require(run: bool, tc: Toolchain = ARM) -> None:
+    if missing := _missing(run, tc):
+        raise UserError(f"{', '.join(missing)} not found: {tc.install}")
 
 
 def _target(name: str) -> Target:
@@ -202,18 +247,19 @@ def run_host(binary, codes, timeout: float = 300, feedback=None, out_dtype=None,
 
 
 def _section_kind(name: str) -> str | None:
-    for kind, prefixes in (("text", (".text", ".ARM.exidx", ".vectors")), ("rodata", (".rodata",)),
-                           ("data", (".data",)), ("bss", (".bss", "COMMON"))):
+    # RISC-V adds .init (picolibc's crt0) and the small-data sections that gp addresses.
+    for kind, prefixes in (("text", (".text", ".ARM.exidx", ".vectors", ".init")), ("rodata", (".rodata", ".srodata")),
+                           ("data", (".data", ".sdata")), ("bss", (".bss", ".sbss", "COMMON"))):
         if name.startswith(prefixes):
             return kind
     return None
 
 
-def _sizes(elf: Path, map_file: Path, model_objs: list[Path], out_dir: Path) -> dict:
+def _sizes(elf: Path, map_file: Path, model_objs: list[Path], out_dir: Path, tc: Toolchain = ARM) -> dict:
     """text/rodata/data/bss bytes of the whole image, and under "model" of the model's own objects (object
     files, or archives: all their members that were linked)."""
     sizes = dict.fromkeys(("text", "rodata", "data", "bss"), 0)
-    for line in _tool([ARM_SIZE, "-A", str(elf)], out_dir, "arm-none-eabi-size").splitlines():
+    for line in _tool([tc.size, "-A", str(elf)], out_dir, tc.size).splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[1].isdigit() and (kind := _section_kind(parts[0])):
             sizes[kind] += int(parts[1])
@@ -230,29 +276,31 @@ def _sizes(elf: Path, map_file: Path, model_objs: list[Path], out_dir: Path) -> 
 
 
 def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[Path, dict]:
-    """Link the model sources with the startup code and ``qemu_main.c`` for a Cortex-M target.
+    """Link the model sources with the startup code and ``qemu_main.c`` for a cross target (Cortex-M or RISC-V).
 
     Returns the ELF and its sizes in bytes: ``text``, ``rodata``, ``data``, ``bss`` of the
-    whole image (newlib stdio included) and ``model`` with the same keys for the model's
+    whole image (the C library's stdio included) and ``model`` with the same keys for the model's
     own objects after ``--gc-sections``.
     """
     t = _target(target)
-    _require(run=False)
+    tc = t.toolchain
+    _require(run=False, tc=tc)
     out_dir = Path(out_dir)
     (out_dir / "obj").mkdir(parents=True, exist_ok=True)
-    cm = FIRMWARE / "cortex-m"
-    cflags = [*CFLAGS, *t.cpu_flags, "-ffunction-sections", "-fdata-sections",
+    board = FIRMWARE / tc.board_dir
+    cflags = [*CFLAGS, *t.cpu_flags, *tc.libc_cflags, "-ffunction-sections", "-fdata-sections",
               f"-DEW_TICK_NUM={t.tick[0]}u", f"-DEW_TICK_DEN={t.tick[1]}u", *_flags(include_dirs, defines)]
     objs = []
-    for i, src in enumerate([*sources, cm / "startup.c", FIRMWARE / "examples" / "qemu_main.c"]):
+    startup = [board / s for s in tc.startup]
+    for i, src in enumerate([*sources, *startup, FIRMWARE / "examples" / "qemu_main.c"]):
         obj = (out_dir / "obj" / f"{i:02d}_{Path(src).stem}.o").resolve()
-        _tool([ARM_CC, *cflags, "-c", str(Path(src).resolve()), "-o", str(obj)], out_dir, f"{target} C build")
+        _tool([tc.cc, *cflags, "-c", str(Path(src).resolve()), "-o", str(obj)], out_dir, f"{target} C build")
         objs.append(obj)
     elf, map_file = (out_dir / f"edgewave_{target}.elf").resolve(), (out_dir / f"edgewave_{target}.map").resolve()
-    _tool([ARM_CC, *t.cpu_flags, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
-           f"-L{cm}", "-T", str(cm / t.ldscript), "-Wl,--gc-sections", "-Wl,--fatal-warnings",
+    _tool([tc.cc, *t.cpu_flags, *tc.link,
+           f"-L{board}", "-T", str(board / t.ldscript), "-Wl,--gc-sections", "-Wl,--fatal-warnings",
            f"-Wl,-Map={map_file}", *map(str, objs), "-lm", "-o", str(elf)], out_dir, f"{target} link")
-    return elf, _sizes(elf, map_file, objs[:len(sources)], out_dir)
+    return elf, _sizes(elf, map_file, objs[:len(sources)], out_dir, tc)
 
 
 _RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)(?: played=(\d+))?")
@@ -260,9 +308,9 @@ _RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)
 
 def qemu_run(t: Target, elf, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
     """Runs the ELF on its board in `cwd` (where its semihosted files are), counting instructions exactly."""
-    cmd = [QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
-           "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off",
-           "-kernel", str(Path(elf).resolve())]
+    cmd = [t.toolchain.qemu, "-M", t.machine, *t.toolchain.qemu_args, "-nographic", "-monitor", "none",
+           "-serial", "none", "-semihosting-config", "enable=on,target=native",
+           "-icount", "shift=7,align=off,sleep=off", "-kernel", str(Path(elf).resolve())]
     try:
         return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
@@ -272,7 +320,8 @@ def qemu_run(t: Target, elf, cwd: Path, timeout: float) -> subprocess.CompletedP
 def qemu_result(t: Target, elf, cwd: Path, timeout: float, result: re.Pattern) -> re.Match:
     """:func:`qemu_run`, and the match of `result` in what the program printed; no match is an error."""
     proc = qemu_run(t, elf, cwd, timeout)
-    match = result.search(proc.stdout)
+    # picolibc prints through the semihosting console, which QEMU (no chardev given) writes to its stderr.
+    match = result.search(proc.stdout) or result.search(proc.stderr)
     if proc.returncode != 0 or not match:
         raise UserError(f"QEMU {t.machine} failed (exit {proc.returncode}): {_first_error(proc.stderr + proc.stdout)}")
     return match
@@ -295,7 +344,7 @@ def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=
     t = _target(target)
     if t.machine is None:
         raise UserError(f"{target} is build-only: QEMU has no board for it")
-    _require(run=True)
+    _require(run=True, tc=t.toolchain)
     codes = _codes(codes)
     out_dtype = np.dtype(out_dtype or codes.dtype)
     with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
@@ -347,7 +396,7 @@ def conceal_qemu(target, elf, script: bytes, samples: int, in_dtype, timeout: fl
     """The played input codes of a concealment script on a QEMU board, and the exact instructions
     of the concealed samples alone (`samples` in the stats is how many were concealed)."""
     t = _target(target)
-    _require(run=True)
+    _require(run=True, tc=t.toolchain)
     with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
         tmp = Path(tmp)
         (tmp / "PLC.bin").write_bytes(script)
@@ -377,7 +426,7 @@ def score_host(binary, codes, window: int, timing: dict, timeout: float = 300) -
 def score_qemu(target, elf, codes, window: int, timeout: float = 3600) -> tuple[np.ndarray, dict]:
     """The anomaly window sums on a QEMU board, and the exact instructions of the score steps."""
     t = _target(target)
-    _require(run=True)
+    _require(run=True, tc=t.toolchain)
     codes = _codes(codes)
     with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
         tmp = Path(tmp)

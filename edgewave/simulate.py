@@ -24,8 +24,8 @@ from .errors import UserError
 from .metrics import mulaw_decode, prediction_gain_db, snr_db
 from .runners import EngineRunner, KerasRunner, LiteRTStream, TFLMStream
 
-BACKENDS = ("keras", "float", "int", "litert", "tflm", "c", "qemu-m4", "qemu-m7", "qemu-m33")
-QEMU_TARGETS = {"qemu-m4": "cortex-m4", "qemu-m7": "cortex-m7", "qemu-m33": "cortex-m33"}
+BACKENDS = ("keras", "float", "int", "litert", "tflm", "c", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-rv32")
+QEMU_TARGETS = {"qemu-m4": "cortex-m4", "qemu-m7": "cortex-m7", "qemu-m33": "cortex-m33", "qemu-rv32": "riscv32"}
 
 
 @dataclass
@@ -112,9 +112,9 @@ def built_c(name: str, conv: Converted):
 
     if not conv.prog.quantized:
         raise UserError(f"the {name} backend runs the emitted integer C; convert with --precision int16x8 or int8")
-    if name != "c" and not ctools.have_cortex_m_tools():
-        raise UserError(f"the {name} backend needs the Arm cross toolchain and QEMU: "
-                        "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
+    if name != "c" and not ctools.have_tools(QEMU_TARGETS[name]):
+        hint = ctools.TARGETS[QEMU_TARGETS[name]].toolchain.install
+        raise UserError(f"the {name} backend needs its cross toolchain and QEMU: apt-get {hint}")
     srcs, incs = c_sources(conv.c_dir(), "model")
     with tempfile.TemporaryDirectory(prefix="edgewave-build-") as tmp:
         if name == "c":
@@ -325,7 +325,7 @@ def cleanup(conv: Converted) -> None:
 
 def have(backend: str) -> bool:
     if backend in QEMU_TARGETS:
-        return ctools.have_cortex_m_tools()
+        return ctools.have_tools(QEMU_TARGETS[backend])
     if backend == "c":
         return shutil.which("gcc") is not None or shutil.which("cc") is not None
     return True

@@ -1,4 +1,5 @@
-"""The C tooling: host and QEMU Cortex-M runs of a dummy model equal its Python reference."""
+"""The C tooling: host and QEMU Cortex-M and RISC-V runs of a dummy model equal its Python reference; the
+runner's instruction counts are exact on a loop of known length."""
 
 import functools
 import os
@@ -14,6 +15,7 @@ from edgewave.errors import UserError
 
 DUMMY = Path(__file__).resolve().parent / "c" / "dummy_model"
 SOURCES = [DUMMY / "dummy_model.c"]
+LOOP = Path(__file__).resolve().parent / "c" / "loop_model"
 FLAVOURS = {"int16": (np.int16, ()), "int8": (np.int8, ("EW_DUMMY_INT8",))}
 CORTEX = [name for name in ctools.TARGETS if name != "host"]
 RUNNABLE = [name for name in CORTEX if ctools.TARGETS[name].machine]
@@ -43,12 +45,14 @@ def make_codes(dtype, n=3000, seed=7):
     return np.concatenate(parts).astype(dtype)
 
 
-def require_arm_tools():
-    if ctools.have_cortex_m_tools():
+def require_arm_tools(target="cortex-m4"):
+    """The cross tools of `target` (its toolchain: Arm or RISC-V)."""
+    if ctools.have_tools(target):
         return
+    hint = ctools.TARGETS[target].toolchain.install
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the Cortex-M tools are missing: {ctools.INSTALL_HINT}")
-    pytest.skip(f"Cortex-M tools missing ({ctools.INSTALL_HINT})")
+        pytest.fail(f"CI=true but the {target} tools are missing: {hint}")
+    pytest.skip(f"{target} tools missing ({hint})")
 
 
 def assert_quiet(out_dir):
@@ -123,7 +127,7 @@ def test_missing_tools_give_install_hint(monkeypatch, tmp_path):
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("target", CORTEX)
 def test_cortex_m_builds_warning_free(target, flavour, build_root):
-    require_arm_tools()
+    require_arm_tools(target)
     elf, sizes, out = cortex_build(target, flavour, build_root)
     assert elf.is_file()
     assert_quiet(out)
@@ -136,7 +140,7 @@ def test_cortex_m_builds_warning_free(target, flavour, build_root):
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("target", RUNNABLE)
 def test_qemu_matches_reference_and_counts_instructions(target, flavour, build_root):
-    require_arm_tools()
+    require_arm_tools(target)
     dtype = FLAVOURS[flavour][0]
     elf, _, _ = cortex_build(target, flavour, build_root)
     codes = make_codes(dtype)
@@ -157,3 +161,20 @@ def test_qemu_failure_is_a_user_error(build_root, tmp_path):
         ctools.run_qemu("cortex-m7", tmp_path / "missing.elf", make_codes(np.int16, 10))
     with pytest.raises(UserError, match="did not finish"):
         ctools.run_qemu("cortex-m4", elf, make_codes(np.int16, 200_000), timeout=0.01)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", RUNNABLE)
+def test_qemu_counts_a_known_loop_exactly(target, tmp_path):
+    """Every board's counter (SysTick, minstret) and its ticks-per-instruction scale: a step of input k runs
+    exactly 2 k instructions more than one of input 0 (tests/c/loop_model), in total and in the longest step."""
+    require_arm_tools(target)
+    elf, _ = ctools.build_cortex_m(target, [LOOP / "loop_model.c"], [LOOP], tmp_path)
+    assert_quiet(tmp_path)
+    n = 50
+    _, base = ctools.run_qemu(target, elf, np.zeros(n, np.int16), timeout=60)
+    for k in (1, 7, 1000):
+        out, stats = ctools.run_qemu(target, elf, np.full(n, k, np.int16), timeout=60)
+        assert (out[:, 0] == k).all() and stats["samples"] == n
+        assert stats["instructions"] - base["instructions"] == 2 * k * n
+        assert stats["max_step"] - base["max_step"] == 2 * k

@@ -1,5 +1,5 @@
 """What `edgewave emit` ships is what a user builds: its CMakeLists.txt in an example app on the host and, with
-each toolchain file it ships, on every Cortex-M core (QEMU), the app's output equal to the numpy engine; and
+each toolchain file it ships, on every Cortex-M and RISC-V core (QEMU), the app's output equal to the numpy engine; and
 NAME_tflm.h/.cc against TensorFlow Lite Micro's headers with TFLM's defines."""
 
 import json
@@ -24,7 +24,6 @@ from edgewave.paths import package_dir
 IN_CI = os.environ.get("CI") == "true"
 PREFIX = "tiny"
 SAMPLES = 400
-BOARD_DIR = package_dir("firmware") / "cortex-m"
 CORES = [name for name, t in ctools.TARGETS.items() if t.cpu_flags]
 # M4 is the core the README measures: both precisions there, every other shipped toolchain file once.
 CORE_CASES = [("cortex-m4", "int8"), ("cortex-m4", "int16x8")] + [(c, "int16x8") for c in CORES if c != "cortex-m4"]
@@ -43,10 +42,10 @@ add_subdirectory(${MODEL_DIR} model)
 add_executable(example main.c)
 target_link_libraries(example PRIVATE tiny)
 if(CMAKE_CROSSCOMPILING)
-  # The board's part: edgewave's QEMU startup code and linker script, newlib-nano with semihosting.
-  target_sources(example PRIVATE ${BOARD_DIR}/startup.c)
-  target_link_options(example PRIVATE --specs=nano.specs --specs=rdimon.specs -nostartfiles
-                      -L${BOARD_DIR} -T${BOARD_DIR}/${BOARD_LDSCRIPT} -Wl,--fatal-warnings)
+  # The board's part, as ctools links it: edgewave's QEMU startup code (none on RISC-V: picolibc's crt0) and
+  # linker script, the C library with semihosting (newlib-nano, picolibc).
+  target_sources(example PRIVATE ${BOARD_SOURCES})
+  target_link_options(example PRIVATE ${BOARD_LINK} -L${BOARD_DIR} -T${BOARD_DIR}/${BOARD_LDSCRIPT} -Wl,--fatal-warnings)
 endif()
 """
 
@@ -153,10 +152,11 @@ def check_output(text: str, codes: np.ndarray, e: Emitted) -> None:
                                err_msg=f"{PREFIX}_step (float) != the engine's prediction in signal units")
 
 
-def test_a_toolchain_file_for_every_cortex_m_core(emitted):
+def test_a_toolchain_file_for_every_core(emitted):
     e = emitted("int16x8")
     shipped = sorted(p.name for p in (e.c_dir / "cmake").iterdir())
-    assert shipped == sorted(f"arm-none-eabi-{c}.cmake" for c in CORES)
+    assert shipped == sorted(emit_pipeline.toolchain_file(c)["file"] for c in CORES)
+    assert "riscv64-unknown-elf-riscv32.cmake" in shipped
     assert {c for c, _ in CORE_CASES} == set(CORES), "a shipped toolchain file no test builds with"
     assert f"cmake/arm-none-eabi-cortex-m4.cmake" in e.report["files"]
 
@@ -169,7 +169,7 @@ def test_target_picks_the_toolchain_file_build_line_and_measured_core(convert_ti
     portable = emit_pipeline.emit(str(out), str(tmp_path / "portable"), PREFIX, measure=False)
     m7 = emit_pipeline.emit(str(out), str(tmp_path / "m7"), PREFIX, "cortex-m7", measure=True)
     assert [f for f in m7["files"] if f.startswith("cmake/")] == ["cmake/arm-none-eabi-cortex-m7.cmake"]
-    assert set(portable["files"]) - set(m7["files"]) == {f"cmake/arm-none-eabi-{c}.cmake" for c in CORES} - \
+    assert set(portable["files"]) - set(m7["files"]) == {f"cmake/{emit_pipeline.toolchain_file(c)['file']}" for c in CORES} - \
         {"cmake/arm-none-eabi-cortex-m7.cmake"}
     readme = (tmp_path / "m7" / "README.md").read_text()
     assert " ".join(ctools.TARGETS["cortex-m7"].cpu_flags) in readme and "cortex-m4" not in readme
@@ -197,25 +197,30 @@ def test_cmake_project_builds_on_the_host_and_matches_the_engine(emitted, precis
 
 
 @needs_cmake
-@needs_arm
 @pytest.mark.parametrize("core,prec", CORE_CASES)
 def test_cmake_project_builds_with_the_shipped_toolchain_file_and_runs_on_qemu(emitted, core, prec, tmp_path):
     e = emitted(prec)
     t = ctools.TARGETS[core]
+    tc = t.toolchain
+    if IN_CI or ctools.have_tools(core):
+        assert ctools.have_tools(core), f"CI=true but the {core} tools are missing: {tc.install}"
+    else:
+        pytest.skip(f"{core} tools missing ({tc.install})")
+    board = package_dir("firmware") / tc.board_dir
     codes = write_app(tmp_path / "app", e)
     elf = build(tmp_path / "app", tmp_path / "build", e.c_dir,
-                f"-DCMAKE_TOOLCHAIN_FILE={e.c_dir / 'cmake' / f'arm-none-eabi-{core}.cmake'}",
-                f"-DBOARD_DIR={BOARD_DIR}", f"-DBOARD_LDSCRIPT={t.ldscript}")
+                f"-DCMAKE_TOOLCHAIN_FILE={e.c_dir / 'cmake' / emit_pipeline.toolchain_file(core)['file']}",
+                f"-DBOARD_DIR={board}", f"-DBOARD_LDSCRIPT={t.ldscript}",
+                f"-DBOARD_SOURCES={';'.join(str(board / s) for s in tc.startup)}", f"-DBOARD_LINK={';'.join(f for f in tc.link if f not in tc.libc_cflags)}")  # the toolchain file has those
     head = elf.read_bytes()[:20]
-    assert head[:4] == b"\x7fELF" and head[18] == 40, "not an Arm ELF"  # e_machine EM_ARM
+    machine = {ctools.ARM: 40, ctools.RISCV: 243}[tc]  # e_machine: EM_ARM, EM_RISCV
+    assert head[:4] == b"\x7fELF" and head[18] == machine, f"not an ELF for {core}"
     # Every object of the app, not only the library's, got the core's flags from the toolchain file.
     commands = json.loads((tmp_path / "build" / "compile_commands.json").read_text())
     assert all(all(f in c["command"] for f in t.cpu_flags) for c in commands)
-    proc = subprocess.run([ctools.QEMU, "-M", t.machine, "-nographic", "-monitor", "none", "-serial", "none",
-                           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = ctools.qemu_run(t, elf, tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stdout[-500:] + proc.stderr[-500:]
-    check_output(proc.stdout, codes, e)
+    check_output(proc.stdout or proc.stderr, codes, e)  # picolibc's stdout: QEMU's semihosting console, stderr
 
 
 # --- TensorFlow Lite Micro ---------------------------------------------------------------------------------

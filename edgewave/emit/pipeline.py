@@ -18,7 +18,7 @@ from ..plc import model as plc_model
 from . import plan as plan_mod
 from . import tflm
 
-TARGETS = ("portable", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m0plus")
+TARGETS = ("portable", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m0plus", "riscv32")
 MARKER = ".edgewave-emit"
 MEASURE_SAMPLES = 2000
 
@@ -35,7 +35,7 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str, target: str 
            m4_arena: dict | None = None) -> tuple[dict[str, str], dict]:
     """{relative path: text} for every generated file, plus the numbers the report needs.
 
-    ``target`` is the core the files are for: a Cortex-M core gets its own CMake toolchain file and build
+    ``target`` is the core the files are for: a Cortex-M or RISC-V core gets its own CMake toolchain file and build
     line; "portable" gets a toolchain file for every core edgewave supports. ``m4_arena``: the smallest
     arenas TFLM's AllocateTensors accepted on Cortex-M4 ({"cmsis_nn": bytes, "reference": bytes}), which
     NAME_TENSOR_ARENA_SIZE is then made from; without it, from TFLM's Python interpreter on this host.
@@ -79,7 +79,7 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str, target: str 
                                                                    r.act_max))
     ctx["in_offset"] = -int(info.min)
     cores = [c for c, t in ctools.TARGETS.items() if t.cpu_flags and target in ("portable", c)]
-    ctx["toolchains"] = [{"core": c, "flags": " ".join(ctools.TARGETS[c].cpu_flags)} for c in cores]
+    ctx["toolchains"] = [toolchain_file(c) for c in cores]
     rt = runtime_files()
     ctx["runtime_sources"] = [dst for _, dst in rt if dst.endswith(".c")]
     files = {
@@ -96,7 +96,7 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str, target: str 
             "README.md": env.get_template("README.md.j2").render(ctx),
         })
         for t in ctx["toolchains"]:
-            files[f"cmake/arm-none-eabi-{t['core']}.cmake"] = env.get_template("arm-none-eabi.cmake.j2").render(
+            files[f"cmake/{t['file']}"] = env.get_template(f"{t['prefix']}.cmake.j2").render(
                 ctx, core=t["core"], cpu_flags=t["flags"])
     for src, dst in rt:
         files[dst] = src.read_text()
@@ -105,6 +105,15 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str, target: str 
                "tflm_ram_bytes": ctx["arena_need"] + prog.state_bytes(), "macs_per_sample": ctx["macs"],
                "tflite_bytes": len(stream or b"")}
     return files, numbers
+
+
+def toolchain_file(core: str) -> dict:
+    """The CMake toolchain file of a core: cmake/<tool prefix>-<core>.cmake from templates/<tool prefix>.cmake.j2,
+    with the flags edgewave builds with (the C library's too: picolibc's headers come from its specs)."""
+    t = ctools.TARGETS[core]
+    prefix = t.toolchain.prefix
+    return {"core": core, "prefix": prefix, "file": f"{prefix}-{core}.cmake",
+            "flags": " ".join((*t.cpu_flags, *t.toolchain.libc_cflags))}
 
 
 def c_sources(c_dir: Path, prefix: str) -> tuple[list[Path], list[Path]]:
@@ -125,7 +134,8 @@ def flash_core(target: str) -> str:
 
 
 def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
-    """Compile the emitted code, check it against the numpy engine, count Cortex-M4 instructions."""
+    """Compile the emitted code, check it against the numpy engine, count instructions on the Cortex-M4 and the
+    target (each where its cross tools are installed)."""
     result = {}
     codes = measure_input(prog)
     want = Engine(prog).run_sequence(codes)
@@ -138,8 +148,8 @@ def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
             raise UserError("the emitted C differs from the numpy integer engine on the host; "
                             "please report this as a bug with the OUT_DIR attached")
         result["host_matches_engine"] = True
-        if ctools.have_cortex_m_tools():
-            for name in {"cortex-m4", target} - {"portable"}:
+        for name in sorted({"cortex-m4", target} - {"portable"}):
+            if ctools.have_tools(name):
                 elf, sizes = ctools.build_cortex_m(name, srcs, incs, tmp / name)
                 key = name.replace("cortex-", "")
                 result[f"{key}_text_bytes"] = sizes["model"]["text"]
@@ -150,7 +160,8 @@ def verify_and_measure(c_dir: Path, prefix: str, prog, target: str) -> dict:
                         raise UserError(f"the emitted C differs from the numpy engine on {name} (QEMU); please report")
                     per_sample = stats["instructions"] / stats["samples"]
                     result[f"{key}_instructions_per_sample"] = round(per_sample, 1)
-            core = flash_core(target).replace("cortex-", "")
+        core = flash_core(target).replace("cortex-", "")
+        if f"{core}_text_bytes" in result:
             result["flash_core"] = flash_core(target)
             result["flash_bytes"] = result[f"{core}_text_bytes"] + result[f"{core}_rodata_bytes"]
     return result

@@ -1,9 +1,10 @@
-/* Cortex-M runner under QEMU: reads IN.bin (raw ew_in_t codes) through semihosting,
+/* Cortex-M and RISC-V runner under QEMU: reads IN.bin (raw ew_in_t codes) through semihosting,
  * steps the model, writes OUT.bin (EW_OUTPUTS codes per step) and prints
  *   EW_RESULT samples=N instructions=M max_step=K
  * where M is the exact instruction count of all ew_model_step_q calls (argument
- * setup and call included), measured with SysTick under `-icount shift=7`.
- * One SysTick tick = EW_TICK_NUM/EW_TICK_DEN instructions (5/16 at 25 MHz).
+ * setup and call included), measured with SysTick (Cortex-M) or minstret (RISC-V) under `-icount shift=7`.
+ * One counter tick = EW_TICK_NUM/EW_TICK_DEN instructions (SysTick: 5/16 at 25 MHz; QEMU's minstret counts
+ * virtual nanoseconds: 1/128).
  * If FB.bin exists, predictions are then fed back (ew_feedback.h); those steps count too.
  * If PLC.bin exists, it is a concealment script instead (ew_plc.h): OUT.bin receives the
  * played input codes, and the counts are of the concealed samples alone:
@@ -29,13 +30,35 @@
 #endif
 #define CHUNK 64
 
+#if defined(__riscv)
+/* The low word of minstret, an up-counter: 2^32 ticks, 33 M instructions under QEMU, bound one step. The
+ * CSR read needs Zicsr, which picolibc's rv32imac multilib does not name: enabled for this instruction only. */
+static uint32_t counter(void)
+{
+    uint32_t v;
+    __asm__ volatile(".option push\n\t.option arch, +zicsr\n\tcsrr %0, minstret\n\t.option pop" : "=r"(v));
+    return v;
+}
+static void counter_start(void) {}
+#define TICKS(t_before, t_after) ((uint64_t)(uint32_t)((t_after) - (t_before)))
+#else
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 
+static uint32_t counter(void) { return SYST_CVR; }
+static void counter_start(void)
+{
+    SYST_RVR = 0xFFFFFFu;
+    SYST_CVR = 0u;
+    SYST_CSR = 5u; /* enable, processor clock, no interrupt */
+}
+#define TICKS(t_before, t_after) ((uint64_t)(((t_before) - (t_after)) & 0xFFFFFFu)) /* down, wraps at most once */
+#endif
+
 static uint32_t instructions(uint32_t t_before, uint32_t t_after)
 {
-    uint64_t ticks = (t_before - t_after) & 0xFFFFFFu; /* down-counter, wraps at most once */
+    uint64_t ticks = TICKS(t_before, t_after);
     return (uint32_t)((ticks * EW_TICK_NUM + EW_TICK_DEN / 2u) / EW_TICK_DEN);
 }
 
@@ -56,10 +79,10 @@ static int fail(const char *what)
 #ifdef EW_RUNNER_JOBS
 static uint32_t plc_overhead, plc_t0, plc_max;
 static uint64_t plc_total;
-static void plc_start(void) { plc_t0 = SYST_CVR; }
+static void plc_start(void) { plc_t0 = counter(); }
 static void plc_stop(void)
 {
-    const uint32_t d = instructions(plc_t0, SYST_CVR) - plc_overhead;
+    const uint32_t d = instructions(plc_t0, counter()) - plc_overhead;
     plc_total += d;
     if (d > plc_max) plc_max = d;
 }
@@ -117,11 +140,9 @@ int main(void)
     FILE *fi, *fo;
     size_t n, i;
 
-    SYST_RVR = 0xFFFFFFu;
-    SYST_CVR = 0u;
-    SYST_CSR = 5u; /* enable, processor clock, no interrupt */
-    t0 = SYST_CVR;
-    t1 = SYST_CVR;
+    counter_start();
+    t0 = counter();
+    t1 = counter();
     overhead = instructions(t0, t1); /* cost of the measurement itself */
 #ifdef EW_RUNNER_JOBS
     plc_start(); /* the hooks' own cost, taken off every measured call */
@@ -139,9 +160,9 @@ int main(void)
     ew_model_init(&state);
     while ((n = fread(in, sizeof in[0], CHUNK, fi)) > 0) {
         for (i = 0; i < n; i++) {
-            t0 = SYST_CVR;
+            t0 = counter();
             ew_model_step_q(&state, in[i], &out[i * EW_OUTPUTS]);
-            t1 = SYST_CVR;
+            t1 = counter();
             d = instructions(t0, t1) - overhead;
             total += d;
             if (d > max_step) max_step = d;
@@ -159,9 +180,9 @@ int main(void)
         if (samples == 0 || !ew_feedback_open(&fb, fi)) return fail("FB.bin does not fit this model or state");
         for (k = 0; k < fb.steps; k++) {
             if (!ew_feedback_next(&fb, last, &x)) return fail("cannot read FB.bin");
-            t0 = SYST_CVR;
+            t0 = counter();
             ew_model_step_q(&state, x, last);
-            t1 = SYST_CVR;
+            t1 = counter();
             d = instructions(t0, t1) - overhead;
             total += d;
             if (d > max_step) max_step = d;
