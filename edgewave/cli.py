@@ -78,7 +78,8 @@ def main():
 @click.option("--epochs", type=click.IntRange(1), help="Maximum epochs (default: from the spec).")
 @click.option("--steps-per-epoch", type=click.IntRange(1), help="Batches per epoch (default: from the spec).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
-              help="Stop after this much wall time (the best weights so far are kept).")
+              help="Stop after this much wall time (the best weights so far are kept and saved; a finished "
+                   "run, so the next run with these arguments starts afresh).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, windows and shuffling.")
 @click.option("--channel", type=click.IntRange(0), help="Channel to use from multi-channel files.")
 @click.option("--cpu-devices", type=click.IntRange(1), default=1, show_default=True,
@@ -102,6 +103,20 @@ def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, chan
     deterministic for a fixed --seed. Training runs under tf.distribute
     (MirroredStrategy over local devices, MultiWorkerMirroredStrategy when
     TF_CONFIG is set).
+
+    An interrupted run resumes: after every epoch the state is kept in .OUT.train
+    beside OUT; the same command again continues from the last completed epoch
+    (same final weights) and removes it when OUT is written.
+
+    \b
+    Several hosts: start the same command on each, with the same --data and
+    --seed, and a TF_CONFIG that lists every worker (host:port, open between
+    the hosts) and says which one this is:
+      host1$ TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
+                         "task": {"type": "worker", "index": 0}}' edgewave train ...
+      host2$ TF_CONFIG='... same cluster ..., "task": {"type": "worker", "index": 1}}' edgewave train ...
+    Worker 0 (the chief) writes OUT; the others write nothing there. Each step's
+    batch is split over the workers (and their --cpu-devices).
     """
     from . import modeldir
     from . import spec as spec_mod
@@ -111,14 +126,16 @@ def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, chan
     spec = spec_mod.load(spec_path) if spec_path else spec_mod.default()
     model, graph, meta = train_mod.fit(spec, data, channel=channel, epochs=epochs, max_minutes=max_minutes,
                                        seed=seed, cpu_devices=cpu_devices, quiet=False,
-                                       steps_per_epoch=steps_per_epoch, horizon=horizon, init=init_dir)
+                                       steps_per_epoch=steps_per_epoch, horizon=horizon, init=init_dir,
+                                       backup=train_mod.backup_dir(out))
     train_mod.save(out, model, graph, meta)
     summary = _summary(graph, meta)
     if as_json:
         emit_json(summary)
     else:
         m = meta["metrics"]
-        click.echo(f"saved {out}: receptive field {graph.receptive_field}, {graph.params()} params, "
+        saved = f"saved {out}" if train_mod.role().chief else f"worker {train_mod.role().index} done (the chief saved {out})"
+        click.echo(f"{saved}: receptive field {graph.receptive_field}, {graph.params()} params, "
                    f"{graph.macs_per_sample()} MACs/sample")
         t = meta["training"]
         rate = f", {t['samples_per_second']:,} training samples/s" if t.get("samples_per_second") else ""
