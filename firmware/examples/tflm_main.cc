@@ -14,51 +14,14 @@
 #include <new>
 
 #include "edgewave_tflm_model.h"
+#include "ew_counter.h"
 
 #ifndef EW_ARENA_BYTES  // the arena linked into the runner: the generated constant unless told otherwise
 #define EW_ARENA_BYTES EW_TENSOR_ARENA_SIZE
 #endif
-#ifndef EW_TICK_NUM
-#define EW_TICK_NUM 5u
-#define EW_TICK_DEN 16u
-#endif
 #define CHUNK 64
 #define STACK_PROBE_BYTES (16 * 1024)
 #define STACK_PAINT 0xA5A5A5A5u
-
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-
-// Compiler barriers on both sides: no ring or tensor access moves across a reading.
-static inline __attribute__((always_inline)) uint32_t now()
-{
-    __asm__ volatile("" ::: "memory");
-    uint32_t v = SYST_CVR;
-    __asm__ volatile("" ::: "memory");
-    return v;
-}
-
-static uint32_t instructions(uint32_t t_before, uint32_t t_after)
-{
-    uint64_t ticks = (t_before - t_after) & 0xFFFFFFu;  // down-counter, wraps at most once
-    return (uint32_t)((ticks * EW_TICK_NUM + EW_TICK_DEN / 2u) / EW_TICK_DEN);
-}
-
-// newlib-nano's printf has no %llu
-static const char *u64(uint64_t v, char buf[21])
-{
-    char *p = buf + 20;
-    *p = '\0';
-    do *--p = (char)('0' + v % 10u); while (v /= 10u);
-    return p;
-}
-
-static int fail(const char *what)
-{
-    fprintf(stderr, "error: %s\n", what);
-    return 1;
-}
 
 alignas(16) static uint8_t g_arena[EW_ARENA_BYTES];
 static ew_tflm g_model;
@@ -95,12 +58,10 @@ int main(void)
     if (!(fi = fopen("IN.bin", "rb"))) return fail("cannot open IN.bin");
     if (!(fo = fopen("OUT.bin", "wb"))) return fail("cannot create OUT.bin");
 
-    SYST_RVR = 0xFFFFFFu;
-    SYST_CVR = 0u;
-    SYST_CSR = 5u;  // enable, processor clock, no interrupt
+    counter_start();
     {
-        uint32_t a = now();
-        uint32_t b = now();
+        uint32_t a = counter();
+        uint32_t b = counter();
         overhead = instructions(a, b);
     }
     bool probe = true;
@@ -112,13 +73,13 @@ int main(void)
                 for (volatile uint32_t *p = (volatile uint32_t *)(sp - STACK_PROBE_BYTES); p < (volatile uint32_t *)sp; p++)
                     *p = STACK_PAINT;
             }
-            uint32_t t0 = now();
+            uint32_t t0 = counter();
             ew_tflm_fill(&g_model, in[i]);
-            uint32_t t1 = now();
+            uint32_t t1 = counter();
             TfLiteStatus st = g_model.interpreter->Invoke();
-            uint32_t t2 = now();
+            uint32_t t2 = counter();
             ew_tflm_push(&g_model, in[i], &out[i * EW_TFLM_OUTPUTS]);
-            uint32_t t3 = now();
+            uint32_t t3 = counter();
             if (st != kTfLiteOk) return fail("Invoke() failed");
             if (probe) {
                 const uint32_t *p = (const uint32_t *)(sp - STACK_PROBE_BYTES);
