@@ -340,9 +340,14 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         # A generator has no files to shard by: each worker keeps every n-th batch of the same seeded stream.
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        # A last, partial validation batch would leave some replica an empty batch, which the multi-worker
-        # strategy passes to the model as is (and a convolution rejects): validate on whole batches only.
-        val = val.unbatch().batch(cfg["batch"], drop_remainder=True)
+        # A last, partial validation batch smaller than the replicas would leave one an empty batch, which the
+        # multi-worker strategy passes to the model as is (and a convolution rejects): drop such a batch.
+        windows, replicas = sum(int(x.shape[0]) for x, *_ in val), strategy.num_replicas_in_sync
+        if windows < replicas:
+            raise UserError(f"the validation split holds {windows} training window(s), fewer than the {replicas} "
+                            "replicas; use longer recordings or a smaller [train] window")
+        short = windows % cfg["batch"] if windows % cfg["batch"] < replicas else 0
+        val = val.unbatch().take(windows - short).batch(cfg["batch"])
         train, val = train.with_options(options), val.with_options(options)
     early = keras.callbacks.EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True)
     record = _backup_callback(backup, early, restored)
