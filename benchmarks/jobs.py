@@ -6,7 +6,8 @@
 
 Every model here is trained by `edgewave train` with the default spec and a 5-minute cap,
 then converted to int16x8 and int8. Concealment and scoring run on the part of each
-recording the model did not train on.
+recording the model did not train on. Each table's measurement, Markdown table and RESULTS.md
+section are here; TABLE7-9 are what run.py runs.
 """
 
 from __future__ import annotations
@@ -18,30 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "edgewave" / "data" / "speech8k_fr.wav"
+from harness import ROOT, BenchError, Table, log, md_table, run
+from harness import SPEECH_SRC as BUNDLED
+
 CACHE = ROOT / "build" / "cache" / "recordings"
 EW = [sys.executable, "-m", "edgewave.cli"]
 TRAIN_MINUTES = 5.0
 HELD_OUT = 0.2  # the validation and test splits: the last 20 % of a recording
 
 
-# Set by run.py (configure): its Markdown table and failure type.
-md_table = None
-BenchError = RuntimeError
-
-
-def configure(**kw) -> None:
-    globals().update(kw)
-
-
-def _run(run, *args, what):
+def _run(*args, what):
     return json.loads(run([*EW, *map(str, args), "--json"], what, stderr_to_console=False))
 
 
-def recordings(log) -> dict:
+def recordings() -> dict:
     """name -> (path, bundled?) for the speech recordings of tables 7 and 8."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from recordings import real_recording
 
     out = {"speech8k_fr (bundled)": (BUNDLED, True)}
@@ -62,18 +54,18 @@ def held_out(path: Path, work: Path) -> Path:
     return out
 
 
-def train_and_convert(run, log, path: Path, work: Path, settings) -> dict:
+def train_and_convert(path: Path, work: Path, settings) -> dict:
     """`--quick` settings (a smoke test of the script) cap training far below the 5 minutes."""
     model = work / f"{path.stem}-model"
     minutes = settings.train_minutes or TRAIN_MINUTES
     log(f"training the default spec on {path.name} (at most {minutes:g} min)")
     t0 = time.monotonic()
-    trained = _run(run, "train", "--data", path, "--out", model, "--seed", 0, "--max-minutes", minutes,
+    trained = _run("train", "--data", path, "--out", model, "--seed", 0, "--max-minutes", minutes,
                    *settings.train_args, what=f"edgewave train {path.name}")
     row = {"train": trained, "train_wall_seconds": round(time.monotonic() - t0, 1), "convert": {}, "out": {}}
     for precision in ("int16x8", "int8"):
         out = work / f"{path.stem}-{precision}"
-        row["convert"][precision] = _run(run, "convert", model, "--data", path, "--precision", precision, "--out", out,
+        row["convert"][precision] = _run("convert", model, "--data", path, "--precision", precision, "--out", out,
                                          what=f"edgewave convert {path.name} {precision}")
         row["out"][precision] = str(out)
     return row
@@ -86,7 +78,7 @@ def _duration(path: Path) -> float:
     return len(sig.samples) / sig.sample_rate
 
 
-def _train_with_peak_rss(args: list, log) -> tuple[dict, float]:
+def _train_with_peak_rss(args: list) -> tuple[dict, float]:
     """`edgewave train ... --json` and the process's peak resident memory (VmHWM, MB), read from /proc
     while it runs."""
     import subprocess
@@ -114,7 +106,7 @@ def _train_with_peak_rss(args: list, log) -> tuple[dict, float]:
     return json.loads(out), round(peak[0], 1)
 
 
-def directory_row(ws, log) -> dict:
+def directory_row(ws) -> dict:
     """`train --data DIR` on a voice's prompts as the package ships them: hundreds of files, streamed."""
     from recordings import prompt_directory
 
@@ -125,7 +117,7 @@ def directory_row(ws, log) -> dict:
     log(f"table 7: train --data {d} ({len(files)} files, {seconds / 60:.1f} min of audio)")
     t0 = time.monotonic()
     tr, peak = _train_with_peak_rss(["train", "--data", d, "--out", ws.work / "dir-model", "--seed", 0,
-                                     "--max-minutes", minutes, *ws.s.train_args], log)
+                                     "--max-minutes", minutes, *ws.s.train_args])
     return {"path": str(d), "files": len(files), "files_used": tr["training"]["files"], "audio_seconds": seconds,
             "audio_float32_mb": round(seconds * tr["sample_rate"] * 4 / 2 ** 20, 1), "peak_rss_mb": peak,
             "samples_per_second": tr["training"]["samples_per_second"], "gain_db": tr["prediction_gain_db"],
@@ -133,11 +125,11 @@ def directory_row(ws, log) -> dict:
             "train_wall_seconds": round(time.monotonic() - t0, 1), "epochs_run": tr["training"]["epochs_run"]}
 
 
-def table7(ws, run, log) -> dict:
+def table7(ws) -> dict:
     """Training gain vs LPC-32 on real speech, and what int16x8 and int8 lose."""
     rows = {}
-    for name, (path, bundled) in recordings(log).items():
-        r = train_and_convert(run, log, path, ws.work, ws.s)
+    for name, (path, bundled) in recordings().items():
+        r = train_and_convert(path, ws.work, ws.s)
         tr, cv = r["train"], r["convert"]
         rows[name] = {"path": str(path.relative_to(ROOT)) if bundled else str(path), "bundled": bundled,
                       "seconds": round(_duration(path), 1),
@@ -147,7 +139,14 @@ def table7(ws, run, log) -> dict:
                       "max_lsb": max(cv[p]["engine_vs_tflm_max_lsb"] for p in cv),
                       "train_wall_seconds": r["train_wall_seconds"], "epochs_run": tr["training"]["epochs_run"],
                       "out": r["out"], "source": str(path)}
-    return {"rows": rows, "directory": directory_row(ws, log)}
+    return {"rows": rows, "directory": directory_row(ws)}
+
+
+def real_speech(ws) -> dict:
+    """Table 7, measured once per run: table 8 conceals with its models, so `--tables 8` trains them too."""
+    if "table7" not in ws.shared:
+        ws.shared["table7"] = table7(ws)
+    return ws.shared["table7"]
 
 
 def md_table7(t) -> str:
@@ -164,15 +163,23 @@ def md_table7(t) -> str:
             f"{d['lpc32_db']:.2f} dB ({d['margin_db']:+.2f}) after {d['train_wall_seconds']:.0f} s.")
 
 
+def section7(t, res) -> list[str]:
+    return [f"The default spec, `edgewave train --max-minutes {TRAIN_MINUTES:g} --seed 0` on each whole "
+            "recording (split by time 80/10/10; the gain is on the held-out last 10 %), then `convert` to int16x8 "
+            "and int8 (their loss is against the float program on the same samples). The non-bundled recordings "
+            "are made by `benchmarks/recordings.py` from Debian's Asterisk prompt packages "
+            "(see `edgewave/data/README.md`).", "", md_table7(t), ""]
+
+
 LOSSES = (("10 % random", ()), ("10 % bursty (mean burst 3 frames)", ("--burst", 3)))
 
 
-def table8(ws, run, log, t7) -> dict:
+def table8(ws) -> dict:
     """PESQ, STOI and SNR over lost frames: edgewave vs G.711 Appendix I, repetition and zero fill."""
     from edgewave import ctools
 
     rows = []
-    for name, r in t7["rows"].items():
+    for name, r in real_speech(ws)["rows"].items():
         held = held_out(Path(r["source"]), ws.work)
         out = r["out"]["int16x8"]
         for label, extra in LOSSES:
@@ -182,7 +189,7 @@ def table8(ws, run, log, t7) -> dict:
                 if backend == "qemu-m4" and not ctools.have_cortex_m_tools():
                     continue
                 wav = ws.work / f"conceal-{Path(r['source']).stem}-{len(rows)}-{backend}.wav"
-                reps[backend] = _run(run, "conceal", out, "--data", held, "--loss", 0.1, "--frame-ms", 20,
+                reps[backend] = _run("conceal", out, "--data", held, "--loss", 0.1, "--frame-ms", 20,
                                      "--seed", 0, "--backend", backend, "--out", wav, *extra,
                                      what=f"edgewave conceal --backend {backend}")
                 wavs[backend] = wav.read_bytes()
@@ -214,6 +221,14 @@ def md_table8(t) -> str:
                      "M4 instructions per concealed sample"], rows)
 
 
+def section8(t, res) -> list[str]:
+    return ["`edgewave conceal` with table 7's int16x8 models on the last 20 % of each recording (never trained "
+            "on): 20 ms frames, seed 0, PESQ (P.862: narrowband at 8 kHz, wideband at 16 kHz) / STOI / SNR over "
+            "the lost frames, every concealer on the same lost frames, scored on the 16-bit WAV as written. The "
+            "`c` and `qemu-m4` backends (the emitted `model_conceal` / `model_resume`) wrote the same bytes as "
+            "`int` in every row.", "", md_table8(t), ""]
+
+
 def ppg(work: Path) -> dict:
     """heartpy's real PPG recording (data3.csv, about 11 minutes at 100 Hz) as WAVs: the first 40 % to train on,
     the next 10 % to calibrate on, and the last 50 % with anomalies of every kind injected, with its labels."""
@@ -235,19 +250,19 @@ def ppg(work: Path) -> dict:
     return {"paths": paths, "rate": rate, "segments": segments, "labels": labels}
 
 
-def table9(ws, run, log) -> dict:
+def table9(ws) -> dict:
     """AUC, detection delay and false alarms of edgewave, LPC-32 and a moving z-score on real PPG."""
     from edgewave import ctools
 
     data = ppg(ws.work)
     p = data["paths"]
-    r = train_and_convert(run, log, p["train"], ws.work, ws.s)
+    r = train_and_convert(p["train"], ws.work, ws.s)
     reps = {}
     for backend in ("int", "float", "c", "qemu-m4"):
         if backend == "qemu-m4" and not ctools.have_cortex_m_tools():
             continue
         log(f"table 9: anomaly --backend {backend}")
-        reps[backend] = _run(run, "anomaly", r["out"]["int16x8"], "--data", p["test"], "--labels", p["labels"],
+        reps[backend] = _run("anomaly", r["out"]["int16x8"], "--data", p["test"], "--labels", p["labels"],
                              "--calibrate", p["calibrate"], "--backend", backend, what=f"edgewave anomaly {backend}")
     for backend in ("c", "qemu-m4"):
         if backend in reps and any(reps[backend][k] != reps["int"][k] for k in ("auc", "alarms", "false_alarms_per_hour")):
@@ -270,3 +285,16 @@ def md_table9(t) -> str:
              f"{d['missed_events']} of {t['events']}", f"{d['false_alarms_per_hour']:.1f}"]
             for name, d in t["detectors"].items()]
     return md_table(["detector", "AUC", "mean detection delay ms", "missed events", "false alarms per hour"], rows)
+
+
+def section9(t, res) -> list[str]:
+    return [f"{t['recording']} ({t['rate_hz']:.1f} Hz, real, from the `heartpy` package): the default spec trained "
+            "on the first 40 %, calibrated on the next 10 % (false-alarm rate "
+            f"{t['false_alarm_rate']}), scored on the last 50 % with {t['events']} injected anomalies "
+            f"({', '.join(t['kinds'])}). Baselines use the same smoothing and calibration. `c` and `qemu-m4` "
+            "gave the same scores as `int`.", "", md_table9(t), ""]
+
+
+TABLE7 = Table("Training on real speech", real_speech, section7)
+TABLE8 = Table("Packet-loss concealment on held-out real speech", table8, section8)
+TABLE9 = Table("Anomaly detection on a real PPG recording", table9, section9)

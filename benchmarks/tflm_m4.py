@@ -21,18 +21,12 @@ import time
 
 import numpy as np
 
+from harness import PY, BenchError, Table, later_note, log, md_table
+from workspace import worst_stack
+
 MODELS = (("default", "int16x8"), ("default", "int8"), ("default-2x", "int16x8"), ("default-2x", "int8"))
 RUNTIMES = {"edgewave": "edgewave C", "cmsis_nn": "TFLM + CMSIS-NN", "reference": "TFLM reference kernels"}
 HEAD = ("default", "int16x8")  # the headline figures' model
-
-# Set by run.py (configure): its Markdown table, failure type and static stack analysis.
-md_table = None
-BenchError = RuntimeError
-worst_stack = None
-
-
-def configure(**kw) -> None:
-    globals().update(kw)
 
 
 def _flash(sizes: dict) -> int:
@@ -59,7 +53,7 @@ def _edgewave_row(ws, m) -> dict:
             "max_lsb": 0}
 
 
-def _tflm_row(ws, m, root, kernels: str, arena: int, log) -> dict:
+def _tflm_row(ws, m, root, kernels: str, arena: int) -> dict:
     from edgewave import tflm_run
     from edgewave.emit import tflm as emit_tflm
     from edgewave.errors import UserError
@@ -90,7 +84,7 @@ def _tflm_row(ws, m, root, kernels: str, arena: int, log) -> dict:
             "stack_how": "measured: high-water mark of the first step (painted stack)", "max_lsb": lsb}
 
 
-def table10(ws, run, log) -> dict:
+def table10(ws) -> dict:
     """edgewave C vs TFLM + CMSIS-NN vs TFLM reference kernels, instructions, RAM and flash on Cortex-M4."""
     from edgewave import ctools, tflm_build, tflm_run, tflm_tree
     from edgewave.emit import tflm as emit_tflm
@@ -123,7 +117,7 @@ def table10(ws, run, log) -> dict:
         for kernels in ("cmsis_nn", "reference"):
             log(f"table 10: {m.label} on TFLM ({kernels} kernels, arena {arenas[kernels]} bytes), "
                 f"{ws.s.qemu_samples} samples")
-            rows.append(_tflm_row(ws, m, root, kernels, arenas[kernels], log))
+            rows.append(_tflm_row(ws, m, root, kernels, arenas[kernels]))
         ew, cm = rows[0], rows[1]
         emitted = emit_tflm.arena_context(0, arenas)["arena_size"]
         models.append({"model": name, "precision": precision, "macs": m.macs, "rows": rows,
@@ -194,3 +188,12 @@ def md_section10(t, qemu_samples: int) -> list[str]:
         "step.",
         "",
         md_table10(t), ""]
+
+
+def section(t, res) -> list[str]:
+    return [*later_note(res, 10), *md_section10(t, res["settings"]["qemu_samples"]),
+            f"Reproduce: `{PY} --tables 10` (with `EDGEWAVE_TFLM_DIR` set); `edgewave emit OUT_DIR --out C_DIR "
+            "--tflm-dir TFLM_DIR --json` reports `tflm_m4_arena_bytes`.", ""]
+
+
+TABLE = Table("Generated C vs TensorFlow Lite Micro on Cortex-M4 (QEMU, exact)", table10, section)
