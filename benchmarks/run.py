@@ -121,6 +121,7 @@ def render_md(res: dict) -> str:
           "other load on the machine moves it much less than wall time (which still shifts it through shared caches; "
           "wall-time medians are in `results.json` too). QEMU instruction counts and memory sizes do not depend "
           "on load at all.", ""]
+    # MODEL_SPECS as this process left it: after table 11 it lists the random architectures table 11 added.
     L += ["## Models", "",
           "Tables 1–5 use random-weight models (Keras initialisers, random non-zero biases, seed 0) calibrated on the "
           "bundled recording: speed and memory do not depend on training. Only table 6 trains.", "",
