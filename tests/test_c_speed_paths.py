@@ -1,5 +1,5 @@
 """The prepared fast paths of the C runtime (firmware/src/ew_fcq.c, ew_eltq.c, ew_fast.h):
-their emit-time constants (edgewave/emit/plan.py) and formulas against the numpy kernels.
+their emit-time constants (edgewave/emit/pack.py) and formulas against the numpy kernels.
 
 Each single-multiply form is checked in Python over wide random ranges (the int16 TANH /
 LOGISTIC tables over every table input), then the fused C kernels (a fully-connected layer
@@ -22,7 +22,7 @@ import pytest
 from edgewave import ctools
 from edgewave.convert.program import Op, Program, Tensor
 from edgewave.emit import pipeline as emit_pipeline
-from edgewave.emit import plan as plan_mod
+from edgewave.emit import pack
 from edgewave.engine import Engine
 from edgewave.integer import (
     INT16_UNIT_OUTPUT,
@@ -71,7 +71,7 @@ def test_single_multiply_requantization_equals_double_rounding():
             mult = 1 << 30
         zp = int(rng.integers(-128, 128))
         xmax = int(2 ** rng.uniform(8, 31)) - 1
-        rq = plan_mod._rq(mult, shift, zp, xmax)
+        rq = pack.rq_form(mult, shift, zp, xmax)
         if rq is None:
             continue
         checked += 1
@@ -114,7 +114,7 @@ def test_add_input_single_multiply(left_shift, lo, hi):
     for case in range(600):
         real = 0.5 if case % 10 == 0 else 2.0 ** rng.uniform(-30, -1.0001)
         m, s = fp.quantize_multiplier_smaller_than_one(real)
-        q = plan_mod._addin(0, m, s, left_shift, left_shift == 20)
+        q = pack.addin_form(0, m, s, left_shift, left_shift == 20)
         assert q is not None
         _, sh, mult, c, neg, e = q
         want = fp.multiply_by_quantized_multiplier(fp.wrap_int32(d << left_shift), m, s)
@@ -171,7 +171,7 @@ def test_int16_table_input_single_multiply():
         scale = 2.0 ** -12 if case == 0 else (2.0 ** -11 if case == 1 else 10 ** rng.uniform(-6, -1))
         for fn in (tanh_params, logistic_params):
             params = fn(QuantParams(scale, 0), INT16_UNIT_OUTPUT, "int16")
-            t = plan_mod._t16_fused(params)
+            t = pack.t16_fused_form(params)
             if t is None:
                 continue
             checked += 1
@@ -206,7 +206,7 @@ def test_int16_tanh_logistic_kernel_all_inputs(lib, kind):
         scale = 2.0 ** -12 if case == 0 else 10 ** rng.uniform(-5, -2.5)
         x_q = QuantParams(scale, 0)
         params = (tanh_params if kind == "tanh" else logistic_params)(x_q, out_q, "int16")
-        t = plan_mod._t16q(params)
+        t = pack.t16q_form(params)
         if t is None:  # no prepared form: the C runtime runs the plain kernel for this scale
             skipped += 1
             continue

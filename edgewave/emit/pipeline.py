@@ -65,7 +65,7 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str, target: str 
         "qmin": info.min, "qmax": info.max, "rings": p.rings, "scratch_size": p.scratch_size,
         "scratch16_size": p.scratch16_size, "consts": p.consts, "calls": p.calls,
         "zero_points": {name: prog.zero_code(name) for name in prog.tensors},
-        "input_ref": f"({plan_mod._ref(p, prog.input, 0)})", "output_ref": plan_mod._ref(p, prog.output, 0),
+        "plan": p, "input_storage": p.storage[prog.input], "output_storage": p.storage[prog.output],
         **tflm.arena_context(arena, m4_arena), **tflm.glue_context(prog),
         "resolver_ops": [tflm.RESOLVER_METHODS[o] for o in tflm.ops(stream)] if stream is not None else [],
         "model_bytes": tflm.c_array(stream) if stream is not None else "", "model_size": len(stream or b""),
