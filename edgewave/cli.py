@@ -178,7 +178,7 @@ def info(model, target, clock_hz, rate, precision, as_json):
     from .graph import describe
 
     graph, meta = _load_any(model)
-    from .convert.program import runtime_macs
+    from .convert.lowering import runtime_macs
 
     summary = {**_summary(graph, meta), "runtime_macs_per_sample": runtime_macs(graph), "layers": describe(graph)}
     if target:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import integer as K
-from .convert.program import Program
+from .program import Program
 
 CHUNK = 4096  # samples per block of the whole-sequence mode
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert.export import push_name, tap_name
-from .convert.program import Program
 from .engine import Engine, Ring
 from .errors import UserError
+from .program import Program, push_name, tap_name
 
 
 class Runner:

@@ -47,7 +47,7 @@ class Converted:
 
     def float_program(self):
         if self.fprog is None:
-            from .convert.program import lower
+            from .convert.lowering import lower
             from .frontend.importer import import_model, load_keras
 
             self.fprog = lower(import_model(load_keras(self.path / "model.keras")))

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edgewave import ctools
-from edgewave.convert.program import Op, Program, Tensor
+from edgewave.program import Op, Program, Tensor
 from edgewave.emit import pipeline as emit_pipeline
 from edgewave.emit import pack
 from edgewave.engine import Engine

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Engine
-from .program import Program
+from ..program import Program
 
 ALPHAS = np.linspace(0.35, 1.0, 27)
 INT16_HEADROOM = 1.1

@@ -17,19 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..program import Program, push_name, tap_name
 from ..tflite import ModelBuilder
-from .program import Program
 
 _POOL = {"avgpool": "AVERAGE_POOL_2D", "maxpool": "MAX_POOL_2D"}
 _UNARY = {"tanh": "TANH", "logistic": "LOGISTIC", "relu": "RELU", "requant": "QUANTIZE"}
-
-
-def tap_name(tensor: str, delay: int) -> str:
-    return f"tap_{tensor}_{delay}"
-
-
-def push_name(tensor: str) -> str:
-    return f"new_{tensor}"
 
 
 class _Writer:
