@@ -121,20 +121,22 @@ def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, chan
     from . import modeldir
     from . import spec as spec_mod
     from . import train as train_mod
+    from .cluster import role
+    from .resume import backup_dir
 
     modeldir.check_output_dir(out, modeldir.META_FILE)
     spec = spec_mod.load(spec_path) if spec_path else spec_mod.default()
     model, graph, meta = train_mod.fit(spec, data, channel=channel, epochs=epochs, max_minutes=max_minutes,
                                        seed=seed, cpu_devices=cpu_devices, quiet=False,
                                        steps_per_epoch=steps_per_epoch, horizon=horizon, init=init_dir,
-                                       backup=train_mod.backup_dir(out))
+                                       backup=backup_dir(out))
     train_mod.save(out, model, graph, meta)
     summary = _summary(graph, meta)
     if as_json:
         emit_json(summary)
     else:
         m = meta["metrics"]
-        saved = f"saved {out}" if train_mod.role().chief else f"worker {train_mod.role().index} done (the chief saved {out})"
+        saved = f"saved {out}" if role().chief else f"worker {role().index} done (the chief saved {out})"
         click.echo(f"{saved}: receptive field {graph.receptive_field}, {graph.params()} params, "
                    f"{graph.macs_per_sample()} MACs/sample")
         t = meta["training"]

@@ -1,25 +1,23 @@
-"""Training: spec -> Keras model fitted on the train split, scored on the test split."""
+"""Training: spec -> Keras model fitted on the train split, scored on the test split.
+
+Training over several processes is in `cluster`, resuming an interrupted fit in `resume`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import dataset, lpc, modeldir
+from . import dataset, lpc, modeldir, resume
+from .cluster import LOCAL, agree, configure_devices, make_strategy, multi_worker_fit_workaround, role, shard
 from .errors import UserError
 from .graph import Graph
 from .metrics import mulaw_decode, prediction_gain_db
 from .spec import Spec, to_graph
-from .tfimport import tensorflow
 
 LPC_ORDER = 32
 
@@ -31,124 +29,6 @@ HORIZON_LR_FACTOR = 1 / 3  # of the spec's learning rate (1e-3 for the default s
 HORIZON_ONE_STEP = 0.5    # weight of the teacher-forced loss next to the free-run loss
 HORIZON_SPECTRAL = 0.0    # weight of a log-spectral (phase-free) loss on the generated samples
 HORIZON_VAL_WINDOWS = 64
-
-
-def configure_devices(cpu_devices: int) -> None:
-    """Split the CPU into logical devices (tests distributed training without GPUs)."""
-    tf = tensorflow()
-
-    if cpu_devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
-
-
-@dataclass(frozen=True)
-class Role:
-    """This process's place in a TF_CONFIG cluster."""
-    workers: int
-    index: int  # of this task in its job
-    chief: bool  # writes MODEL_DIR; the other workers save to a temporary directory that is deleted
-
-
-LOCAL = Role(workers=1, index=0, chief=True)
-
-
-def parse_tf_config(text: str) -> Role:
-    """Check a TF_CONFIG value and say where this process stands; a UserError names what is malformed.
-
-    TensorFlow's own errors for these come late (or as a hang) and as tracebacks."""
-    hint = ('; expected e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-            '"task": {"type": "worker", "index": 0}}')
-    try:
-        cfg = json.loads(text)
-    except ValueError as e:
-        raise UserError(f"TF_CONFIG is not JSON ({e}){hint}") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("cluster"), dict) or not isinstance(cfg.get("task"), dict):
-        raise UserError(f"TF_CONFIG needs a \"cluster\" object and a \"task\" object{hint}")
-    cluster, task = cfg["cluster"], cfg["task"]
-    for job, addresses in cluster.items():
-        if job not in ("chief", "worker"):
-            raise UserError(f"TF_CONFIG cluster job {job!r} is not supported: training uses \"worker\" "
-                            f"(and optionally one \"chief\") tasks{hint}")
-        if not isinstance(addresses, list) or not addresses or not all(_is_address(a) for a in addresses):
-            raise UserError(f"TF_CONFIG cluster {job!r} must be a non-empty list of \"host:port\" strings, "
-                            f"got {json.dumps(addresses)}")
-    if "worker" not in cluster and "chief" not in cluster:
-        raise UserError(f"TF_CONFIG cluster lists no \"worker\" tasks{hint}")
-    if len(cluster.get("chief", [])) > 1:
-        raise UserError("TF_CONFIG cluster may have at most one \"chief\"")
-    kind, index = task.get("type"), task.get("index")
-    if kind not in cluster:
-        raise UserError(f"TF_CONFIG task type {kind!r} is not a job of the cluster ({', '.join(cluster)})")
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(cluster[kind]):
-        raise UserError(f"TF_CONFIG task index {index!r} is out of range: the cluster has {len(cluster[kind])} "
-                        f"{kind!r} task(s), indices 0 to {len(cluster[kind]) - 1}")
-    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
-    return Role(workers=sum(len(a) for a in cluster.values()), index=index, chief=chief)
-
-
-def _is_address(a) -> bool:
-    host, _, port = str(a).rpartition(":") if isinstance(a, str) else ("", "", "")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536
-
-
-def role() -> Role:
-    """LOCAL without TF_CONFIG, else this task's Role (a malformed TF_CONFIG is a UserError)."""
-    text = os.environ.get("TF_CONFIG", "").strip()
-    return parse_tf_config(text) if text else LOCAL
-
-
-def make_strategy():
-    """MultiWorkerMirrored when TF_CONFIG describes a cluster, else Mirrored over local devices."""
-    import tensorflow as tf
-
-    if role() is not LOCAL:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    devices = gpus or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
-
-
-def _multi_worker_fit_workaround(model, strategy) -> None:
-    """Let Keras 3 `fit` run under MultiWorkerMirroredStrategy (keras-team/keras#20585), in two places.
-
-    Before the first step Keras builds the model symbolically from one batch, which it gets by
-    `strategy.reduce("MEAN", batch)` of the nested (x, y, weight) batch; the multi-worker strategy
-    cannot reduce a nest and fails with "Attempt to convert a value (PerReplica...)". Only the
-    batch's shapes matter there, so take this worker's first replica's part instead. The batch is
-    still taken from the iterator, as Keras does, so the data stream is the same as on one machine.
-
-    After each step Keras reduces every per-replica log value (the loss) with
-    `strategy.reduce("MEAN", v, axis=0)`, which a scalar does not have ("Invalid reduction
-    dimension 0"): give each value an axis of length 1, so the reduce averages over all replicas
-    of all workers, and every worker's EarlyStopping sees the same val_loss."""
-    import tensorflow as tf
-
-    def rank_one(step):
-        return lambda data: tf.nest.map_structure(lambda v: tf.reshape(v, [1]), step(data))
-
-    model.train_step, model.test_step = rank_one(model.train_step), rank_one(model.test_step)
-
-    def build(iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], next(it))
-                break
-        with strategy.scope():
-            model._symbolic_build(data_batch=data_batch)
-
-    model._maybe_symbolic_build = build
-
-
-def _agree(strategy, flag: bool) -> bool:
-    """True on every worker when `flag` is true on any: a decision taken from a local clock (the
-    time limit) must be the same everywhere, or one worker waits forever for the others' next step."""
-    import tensorflow as tf
-
-    if strategy is None or role() is LOCAL:
-        return flag
-    votes = strategy.run(lambda: tf.constant(float(flag)))
-    return float(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
 
 
 class _Progress:
@@ -168,101 +48,12 @@ class _Progress:
                     print(f"epoch {epoch + 1}/{epochs}  loss {logs.get('loss', float('nan')):.5f}  "
                           f"val_loss {logs.get('val_loss', float('nan')):.5f}  {elapsed:.0f} s",
                           file=sys.stderr, flush=True)
-                if max_minutes is not None and _agree(strategy, elapsed > 60 * max_minutes):
+                if max_minutes is not None and agree(strategy, elapsed > 60 * max_minutes):
                     if not quiet:
                         print(f"time limit of {max_minutes:g} min reached; stopping", file=sys.stderr)
                     self.model.stop_training = True
 
         return Progress()
-
-
-def backup_dir(out: str | Path, who: Role | None = None) -> Path:
-    """Where `train --out OUT` keeps its resumable state: beside OUT, never inside it (OUT is written
-    once, whole, by modeldir.atomic_dir). Each worker of a cluster keeps its own, so workers sharing
-    a disk (or a machine) never write the same file."""
-    out, who = Path(out).absolute(), who or role()
-    return out.with_name(f".{out.name}.train" + ("" if who.chief else f"-worker{who.index}"))
-
-
-class _Backup:
-    """The state of a one-step fit after its last completed epoch, in DIR/epoch-NNNN/: weights with the
-    optimizer's state (its step count drives the learning-rate schedule), EarlyStopping's state and best
-    weights, the history and training seconds so far. An epoch directory is written under a temporary
-    name and renamed, so a kill leaves the previous complete one."""
-
-    def __init__(self, path: Path, fingerprint: str):
-        self.path, self.fingerprint = Path(path), fingerprint
-
-    def _epochs(self) -> list[Path]:
-        return sorted(self.path.glob("epoch-[0-9]*")) if self.path.is_dir() else []
-
-    def load(self, model, quiet: bool) -> dict | None:
-        """Restore the model from the latest epoch; its state dict, or None to start afresh."""
-        found = self._epochs()
-        if not found:
-            return None
-        state = json.loads((found[-1] / "state.json").read_text())
-        if state.get("fingerprint") != self.fingerprint:
-            if not quiet:
-                print(f"{self.path} holds the state of another training (spec, data, seed or cluster); "
-                      "starting afresh", file=sys.stderr)
-            self.remove()
-            return None
-        model.optimizer.build(model.trainable_variables)  # so that its saved state has somewhere to go
-        model.load_weights(found[-1] / "model.weights.h5")
-        best = np.load(found[-1] / "best.npz")
-        state["early"]["best_weights"] = [best[f"w{i}"] for i in range(len(best.files))] or None
-        return state
-
-    def save(self, model, early, state: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".epoch.", dir=self.path))
-        model.save_weights(tmp / "model.weights.h5")
-        np.savez(tmp / "best.npz", **{f"w{i}": w for i, w in enumerate(early.best_weights or [])})
-        early_state = {k: getattr(early, k) for k in ("wait", "stopped_epoch", "best", "best_epoch")}
-        (tmp / "state.json").write_text(json.dumps({**state, "early": early_state, "fingerprint": self.fingerprint}))
-        final = self.path / f"epoch-{state['epoch']:04d}"
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        for old in self._epochs():
-            if old != final:
-                shutil.rmtree(old, ignore_errors=True)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def _backup_callback(backup: _Backup, early, restored: dict | None):
-    """Keras callback: the history of the whole fit (restored epochs included), saved after every epoch."""
-    import keras
-
-    class Backup(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.t0 = time.monotonic()
-            self.history = dict(restored["history"]) if restored else {"loss": [], "val_loss": []}
-            self.before = restored["seconds"] if restored else 0.0
-            if restored:  # EarlyStopping.on_train_begin (an earlier callback) has just reset its state
-                for k, v in restored["early"].items():
-                    setattr(early, k, v)
-
-        def on_epoch_end(self, epoch, logs=None):
-            for k in self.history:
-                self.history[k] = [*self.history[k], float((logs or {}).get(k, np.nan))]
-            if backup is not None:
-                backup.save(self.model, early, {"epoch": epoch + 1, "stopped": bool(self.model.stop_training),
-                                                "history": self.history, "seconds": self.seconds()})
-
-        def seconds(self) -> float:
-            return self.before + time.monotonic() - self.t0
-
-    return Backup()
-
-
-def _fingerprint(graph: Graph, cfg: dict, seed: int, sources, channel, replicas: int, init) -> str:
-    """What a resumed fit must share with the interrupted one for the two to be one fit."""
-    what = {"graph": graph.to_dict(), "train": cfg, "seed": seed, "channel": channel, "replicas": replicas,
-            "init": str(init) if init else None, "data": [[s.path, s.length] for s in sources]}
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None = None,
@@ -271,7 +62,7 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
         horizon_options: dict | None = None, backup: str | Path | None = None) -> tuple[object, Graph, dict]:
     """Train `spec` on `data`; returns (keras model, graph with weights, metadata).
 
-    `backup` (a directory, see `backup_dir`) keeps the one-step fit's state after every epoch; a fit
+    `backup` (a directory, see `resume.backup_dir`) keeps the one-step fit's state after every epoch; a fit
     started again with the same arguments continues from there and ends with the same weights.
 
     `horizon` (samples) adds feedback-loop training after the one-step fit: see `fit_horizon`.
@@ -318,11 +109,11 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
                                                           alpha=0.02)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=loss)
         if backup is not None:
-            backup = _Backup(backup, _fingerprint(graph, cfg, seed, sources, channel, strategy.num_replicas_in_sync,
-                                                  init))
+            backup = resume.Backup(backup, resume.fingerprint(graph, cfg, seed, sources, channel,
+                                                              strategy.num_replicas_in_sync, init))
         restored = backup.load(model, quiet) if backup is not None else None
     if who is not LOCAL:
-        _multi_worker_fit_workaround(model, strategy)
+        multi_worker_fit_workaround(model, strategy)
     start = 0
     if restored:
         start = cfg["epochs"] if restored["stopped"] else restored["epoch"]
@@ -337,20 +128,9 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     mask = tf.constant(np.arange(cfg["window"]) >= rf - 1, tf.float32)[None, :]
     train, val = (d.map(lambda x, y: (x, y, tf.broadcast_to(mask, tf.shape(y)[:2]))) for d in (train, val))
     if who is not LOCAL:
-        # A generator has no files to shard by: each worker keeps every n-th batch of the same seeded stream.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        # A last, partial validation batch smaller than the replicas would leave one an empty batch, which the
-        # multi-worker strategy passes to the model as is (and a convolution rejects): drop such a batch.
-        windows, replicas = sum(int(x.shape[0]) for x, *_ in val), strategy.num_replicas_in_sync
-        if windows < replicas:
-            raise UserError(f"the validation split holds {windows} training window(s), fewer than the {replicas} "
-                            "replicas; use longer recordings or a smaller [train] window")
-        short = windows % cfg["batch"] if windows % cfg["batch"] < replicas else 0
-        val = val.unbatch().take(windows - short).batch(cfg["batch"])
-        train, val = train.with_options(options), val.with_options(options)
+        train, val = shard(train, val, strategy, cfg["batch"])
     early = keras.callbacks.EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True)
-    record = _backup_callback(backup, early, restored)
+    record = resume.history_callback(backup, early, restored)
     callbacks = [early, _Progress(cfg["epochs"], max_minutes, quiet, strategy), record]
     t0 = time.monotonic()
     if init is not None and horizon is not None:
@@ -508,7 +288,7 @@ def fit_horizon(model, graph: Graph, sources, norm, cfg: dict, horizon: int, str
             waited += 1
         if waited >= patience:
             break
-        if max_minutes is not None and _agree(strategy, elapsed > 60 * max_minutes):
+        if max_minutes is not None and agree(strategy, elapsed > 60 * max_minutes):
             if not quiet:
                 print(f"time limit of {max_minutes:g} min reached; stopping", file=sys.stderr)
             break
@@ -557,74 +337,8 @@ def evaluate(graph: Graph, model, sources, norm) -> dict:
             "test_samples": int(len(target))}
 
 
-def loopback_tf_configs(workers: int) -> list[str]:
-    """TF_CONFIG values for a cluster of `workers` processes on this machine, on free 127.0.0.1 ports."""
-    import socket
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:  # hold every socket open until all are bound, so the ports differ
-        socks = [stack.enter_context(socket.socket()) for _ in range(workers)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        hosts = [f"127.0.0.1:{sock.getsockname()[1]}" for sock in socks]
-    return [json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
-            for i in range(workers)]
-
-
-def run_local_cluster(argvs: list[list[str]], timeout: float = 600) -> list:
-    """Run `edgewave` ARGV[i] as worker i of a loopback cluster; subprocess.CompletedProcess of each.
-
-    A worker whose peer died waits for it forever, so all of them are killed at the end, whatever happens."""
-    import subprocess
-
-    procs, results = [], []
-    try:
-        for argv, config in zip(argvs, loopback_tf_configs(len(argvs))):
-            procs.append(subprocess.Popen([sys.executable, "-m", "edgewave.cli", *map(str, argv)],
-                                          env={**os.environ, "TF_CONFIG": config}, text=True,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        deadline = time.monotonic() + timeout
-        for p in procs:
-            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return results
-
-
-def throughput(data: str, *, workers: int = 1, cpu_devices: int = 1, spec_path: str | None = None,
-               max_minutes: float = 1.0, seed: int = 0) -> dict:
-    """Training samples per second of `edgewave train` (fresh processes, as a user runs it) with
-    `workers` loopback workers of `cpu_devices` logical CPUs each, stopped by --max-minutes.
-
-    The batch is the spec's, split over all replicas (workers x cpu_devices): the same samples per
-    step in every configuration, so the figures compare directly. For the bench."""
-    import subprocess
-
-    with tempfile.TemporaryDirectory(prefix="edgewave-throughput-") as tmp:
-        argvs = [["train", "--data", data, "--out", Path(tmp) / f"m{i}", "--json", "--seed", seed,
-                  "--max-minutes", max_minutes, "--cpu-devices", cpu_devices, *(["--spec", spec_path] if spec_path else [])]
-                 for i in range(workers)]
-        timeout = 60 * max_minutes * 3 + 300  # the last epoch overruns the limit, and start-up and scoring add more
-        if workers == 1:
-            procs = [subprocess.run([sys.executable, "-m", "edgewave.cli", *map(str, argvs[0])], capture_output=True,
-                                    text=True, timeout=timeout)]
-        else:
-            procs = run_local_cluster(argvs, timeout)
-    for p in procs:
-        if p.returncode != 0:
-            raise RuntimeError(f"edgewave train failed: {p.stderr.strip().splitlines()[-1:]}")
-    t = json.loads(procs[0].stdout)["training"]  # the chief's figures; every worker ran the same steps
-    return {"workers": workers, "cpu_devices": cpu_devices, "replicas": t["replicas"], "batch": t["batch"],
-            "batch_per_replica": t["batch"] / t["replicas"], "window": t["window"], "epochs_run": t["epochs_run"],
-            "samples_per_second": t["samples_per_second"]}
-
-
 def save(out: str, model, graph: Graph, meta: dict) -> None:
-    """Write MODEL_DIR, then drop the resumable state (`backup_dir`). In a cluster only the chief writes
+    """Write MODEL_DIR, then drop the resumable state (`resume.backup_dir`). In a cluster only the chief writes
     OUT; the other workers save to a temporary directory that is deleted (as in TensorFlow's multi-worker
     guide, every worker saves)."""
     who = role()
@@ -633,4 +347,4 @@ def save(out: str, model, graph: Graph, meta: dict) -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="edgewave-worker-") as tmp:
             modeldir.save(Path(tmp) / "model", model, graph, meta)
-    shutil.rmtree(backup_dir(out, who), ignore_errors=True)
+    shutil.rmtree(resume.backup_dir(out, who), ignore_errors=True)

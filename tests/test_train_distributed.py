@@ -10,8 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from edgewave import signals
-from edgewave import train as train_mod
+from edgewave import cluster, resume, signals
 
 from conftest import EDGEWAVE, ROOT, assert_one_line_error, run_edgewave
 
@@ -31,7 +30,7 @@ def recordings(tmp_path_factory):
 
 def train_cluster(outs, args) -> list[subprocess.CompletedProcess]:
     """`edgewave train ARGS --out OUTS[i] --json` as worker i of a loopback cluster."""
-    return train_mod.run_local_cluster([["train", *args, "--out", out, "--json"] for out in outs], timeout=TIMEOUT)
+    return cluster.run_local_cluster([["train", *args, "--out", out, "--json"] for out in outs], timeout=TIMEOUT)
 
 
 def weights(model_dir):
@@ -97,7 +96,7 @@ def test_a_killed_training_resumes_from_its_last_epoch_to_the_same_weights(tmp_p
     out, log = tmp_path / "m", tmp_path / "killed.log"
     kill_after(start_training([*args, "--out", out], log), log, "epoch 2/6")
     assert not out.exists()  # MODEL_DIR is written whole at the end, or not at all
-    backup = train_mod.backup_dir(out)
+    backup = resume.backup_dir(out)
     assert backup == tmp_path / ".m.train" and list(backup.glob("epoch-*"))
     again = run_edgewave("train", *args, "--out", out, timeout=TIMEOUT)
     assert again.returncode == 0, again.stderr
@@ -144,12 +143,12 @@ def test_a_malformed_tf_config_is_one_line(tmp_path, tiny_spec, recordings, valu
 
 
 def test_tf_config_roles():
-    assert train_mod.parse_tf_config(json.dumps(ONE_WORKER)) == train_mod.Role(workers=2, index=0, chief=True)
+    assert cluster.parse_tf_config(json.dumps(ONE_WORKER)) == cluster.Role(workers=2, index=0, chief=True)
     with_chief = {"cluster": {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"]}, "task": {"type": "worker", "index": 0}}
-    assert train_mod.parse_tf_config(json.dumps(with_chief)) == train_mod.Role(workers=3, index=0, chief=False)
-    assert train_mod.backup_dir("/x/m", train_mod.Role(3, 1, False)).name == ".m.train-worker1"
-    configs = train_mod.loopback_tf_configs(3)
-    assert [train_mod.parse_tf_config(c).index for c in configs] == [0, 1, 2]
+    assert cluster.parse_tf_config(json.dumps(with_chief)) == cluster.Role(workers=3, index=0, chief=False)
+    assert resume.backup_dir("/x/m", cluster.Role(3, 1, False)).name == ".m.train-worker1"
+    configs = cluster.loopback_tf_configs(3)
+    assert [cluster.parse_tf_config(c).index for c in configs] == [0, 1, 2]
     assert len(set(json.loads(configs[0])["cluster"]["worker"])) == 3
 
 
