@@ -15,6 +15,7 @@ raises :class:`UserError` with the first error line.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import shutil
@@ -129,7 +130,9 @@ def _require(run: bool, tc: Toolchain = ARM) -> None:
         raise UserError(f"{', '.join(missing)} not found: {tc.install}")
 
 
-def _target(name: str) -> Target:
+def _target(name: str | Target) -> Target:
+    if isinstance(name, Target):  # a board of the caller's own (tests: a Cortex-M3)
+        return name
     if name not in TARGETS or name == "host":
         raise UserError(f"unknown Cortex-M target {name!r}; choose one of {', '.join(list(TARGETS)[1:])}")
     return TARGETS[name]
@@ -232,16 +235,29 @@ def _host(binary, args: list[str], cwd: Path, timeout: float, timing: dict | Non
         timing.update(steps=int(m[1]), step_seconds=int(m[2]) * 1e-9)
 
 
+@contextlib.contextmanager
+def _workdir(prefix: str, codes: np.ndarray | None = None, feedback=None, out_dtype=None,
+             files: dict[str, bytes] | None = None):
+    """A temporary directory for one run of a runner (host or QEMU, which read and write it by name): ``IN.bin``
+    holding ``codes`` little-endian, ``FB.bin`` with a ``feedback``, and ``files`` {name: bytes}. Yields the
+    directory and the feedback steps (0 without)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        tmp = Path(tmp)
+        if codes is not None:
+            codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+        steps = feedback.write(tmp / "FB.bin", codes.dtype, out_dtype) if feedback else 0
+        for name, data in (files or {}).items():
+            (tmp / name).write_bytes(data)
+        yield tmp, steps
+
+
 def run_host(binary, codes, timeout: float = 300, feedback=None, out_dtype=None, timing: dict | None = None) -> np.ndarray:
     """Stream ``codes`` through a host binary; returns outputs shaped (samples, EW_OUTPUTS) of ``out_dtype``
     (the codes' dtype unless given). With ``feedback`` (a :class:`Feedback`), generate that many more steps
     after the input. A ``timing`` dict receives the time of the step function alone (see `_host`)."""
     codes = _codes(codes)
     out_dtype = np.dtype(out_dtype or codes.dtype)
-    with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
-        tmp = Path(tmp)
-        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        steps = feedback.write(tmp / "FB.bin", codes.dtype, out_dtype) if feedback else 0
+    with _workdir("ew_host_", codes, feedback, out_dtype) as (tmp, steps):
         _host(binary, ["IN.bin", "OUT.bin", *(["FB.bin"] if steps else [])], tmp, timeout, timing)
         return _read_outputs(tmp / "OUT.bin", codes, steps, out_dtype)
 
@@ -275,8 +291,10 @@ def _sizes(elf: Path, map_file: Path, model_objs: list[Path], out_dir: Path, tc:
     return sizes
 
 
-def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[Path, dict]:
-    """Link the model sources with the startup code and ``qemu_main.c`` for a cross target (Cortex-M or RISC-V).
+def build_cortex_m(target, sources, include_dirs, out_dir, defines=(), main=None) -> tuple[Path, dict]:
+    """Link the model sources with the startup code and ``qemu_main.c`` for a cross target (Cortex-M or RISC-V):
+    a name in :data:`TARGETS` or a :class:`Target`. ``main``: another C file with ``main`` instead of
+    ``qemu_main.c`` (the C runtime's own tests); it runs the same way, with the C library's semihosting.
 
     Returns the ELF and its sizes in bytes: ``text``, ``rodata``, ``data``, ``bss`` of the
     whole image (the C library's stdio included) and ``model`` with the same keys for the model's
@@ -292,14 +310,14 @@ def build_cortex_m(target, sources, include_dirs, out_dir, defines=()) -> tuple[
               f"-DEW_TICK_NUM={t.tick[0]}u", f"-DEW_TICK_DEN={t.tick[1]}u", *_flags(include_dirs, defines)]
     objs = []
     startup = [board / s for s in tc.startup]
-    for i, src in enumerate([*sources, *startup, FIRMWARE / "examples" / "qemu_main.c"]):
+    for i, src in enumerate([*sources, *startup, main or FIRMWARE / "examples" / "qemu_main.c"]):
         obj = (out_dir / "obj" / f"{i:02d}_{Path(src).stem}.o").resolve()
-        _tool([tc.cc, *cflags, "-c", str(Path(src).resolve()), "-o", str(obj)], out_dir, f"{target} C build")
+        _tool([tc.cc, *cflags, "-c", str(Path(src).resolve()), "-o", str(obj)], out_dir, f"{t.name} C build")
         objs.append(obj)
-    elf, map_file = (out_dir / f"edgewave_{target}.elf").resolve(), (out_dir / f"edgewave_{target}.map").resolve()
+    elf, map_file = (out_dir / f"edgewave_{t.name}.elf").resolve(), (out_dir / f"edgewave_{t.name}.map").resolve()
     _tool([tc.cc, *t.cpu_flags, *tc.link,
            f"-L{board}", "-T", str(board / t.ldscript), "-Wl,--gc-sections", "-Wl,--fatal-warnings",
-           f"-Wl,-Map={map_file}", *map(str, objs), "-lm", "-o", str(elf)], out_dir, f"{target} link")
+           f"-Wl,-Map={map_file}", *map(str, objs), "-lm", "-o", str(elf)], out_dir, f"{t.name} link")
     return elf, _sizes(elf, map_file, objs[:len(sources)], out_dir, tc)
 
 
@@ -327,6 +345,15 @@ def qemu_result(t: Target, elf, cwd: Path, timeout: float, result: re.Pattern) -
     return match
 
 
+def _runnable(target: str) -> Target:
+    """The target, when QEMU has a board for it and its tools are installed (else UserError)."""
+    t = _target(target)
+    if t.machine is None:
+        raise UserError(f"{t.name} is build-only: QEMU has no board for it")
+    _require(run=True, tc=t.toolchain)
+    return t
+
+
 def _qemu(t: Target, elf, cwd: Path, timeout: float) -> dict:
     """The EW_RESULT counts of a run of qemu_main.c."""
     match = qemu_result(t, elf, cwd, timeout, _RESULT)
@@ -341,16 +368,10 @@ def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=
     and ``{"instructions", "samples", "max_step"}``: the exact instructions of all
     ``ew_model_step_q`` calls and of the longest one (QEMU counts instructions, not cycles).
     """
-    t = _target(target)
-    if t.machine is None:
-        raise UserError(f"{target} is build-only: QEMU has no board for it")
-    _require(run=True, tc=t.toolchain)
+    t = _runnable(target)
     codes = _codes(codes)
     out_dtype = np.dtype(out_dtype or codes.dtype)
-    with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
-        tmp = Path(tmp)
-        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        steps = feedback.write(tmp / "FB.bin", codes.dtype, out_dtype) if feedback else 0
+    with _workdir("ew_qemu_", codes, feedback, out_dtype) as (tmp, steps):
         stats = _qemu(t, elf, tmp, timeout)
         if stats["samples"] != len(codes) + steps:
             raise UserError(f"QEMU {t.machine} stepped {stats['samples']} of {len(codes) + steps} samples")
@@ -385,30 +406,27 @@ def plc_script(codes: np.ndarray, gaps, fade: int) -> bytes:
 def conceal_host(binary, script: bytes, samples: int, in_dtype, timing: dict, timeout: float = 300) -> np.ndarray:
     """The played input codes of a concealment script on a host runner; `timing` receives the
     concealed samples (`steps`) and the time spent concealing them (`step_seconds`)."""
-    with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
-        tmp = Path(tmp)
-        (tmp / "PLC.bin").write_bytes(script)
+    with _workdir("ew_host_", files={"PLC.bin": script}) as (tmp, _):
         _host(binary, ["--conceal", "PLC.bin", "OUT.bin"], tmp, timeout, timing)
-        return _played(tmp / "OUT.bin", samples, in_dtype)
+        return _per_sample(tmp / "OUT.bin", samples, in_dtype, "played")
 
 
 def conceal_qemu(target, elf, script: bytes, samples: int, in_dtype, timeout: float = 3600) -> tuple[np.ndarray, dict]:
     """The played input codes of a concealment script on a QEMU board, and the exact instructions
     of the concealed samples alone (`samples` in the stats is how many were concealed)."""
-    t = _target(target)
-    _require(run=True, tc=t.toolchain)
-    with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
-        tmp = Path(tmp)
-        (tmp / "PLC.bin").write_bytes(script)
+    t = _runnable(target)
+    with _workdir("ew_qemu_", files={"PLC.bin": script}) as (tmp, _):
         stats = _qemu(t, elf, tmp, timeout)
-        return _played(tmp / "OUT.bin", samples, in_dtype), stats
+        return _per_sample(tmp / "OUT.bin", samples, in_dtype, "played"), stats
 
 
-def _played(path: Path, samples: int, in_dtype) -> np.ndarray:
-    dtype = np.dtype(in_dtype)
-    out = np.fromfile(path, dtype=dtype.newbyteorder("<")).astype(dtype)
+def _per_sample(path: Path, samples: int, dtype, did: str, stored=None) -> np.ndarray:
+    """What a runner wrote, one value a sample: little-endian ``stored`` values (``dtype`` unless given) as
+    ``dtype``; another count than ``samples`` is an error (the runner ``did`` so many)."""
+    dtype = np.dtype(dtype)
+    out = np.fromfile(path, dtype=np.dtype(stored or dtype).newbyteorder("<")).astype(dtype)
     if out.size != samples:
-        raise UserError(f"the runner played {out.size} of {samples} samples")
+        raise UserError(f"the runner {did} {out.size} of {samples} samples")
     return out
 
 
@@ -416,28 +434,15 @@ def score_host(binary, codes, window: int, timing: dict, timeout: float = 300) -
     """The anomaly window sums (uint64 per sample) of a host runner; `timing` receives the time
     spent in the score step (`step_seconds`)."""
     codes = _codes(codes)
-    with tempfile.TemporaryDirectory(prefix="ew_host_") as tmp:
-        tmp = Path(tmp)
-        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+    with _workdir("ew_host_", codes) as (tmp, _):
         _host(binary, ["--score", str(int(window)), "IN.bin", "OUT.bin"], tmp, timeout, timing)
-        return _sums(tmp / "OUT.bin", len(codes))
+        return _per_sample(tmp / "OUT.bin", len(codes), np.int64, "scored", "u8")
 
 
 def score_qemu(target, elf, codes, window: int, timeout: float = 3600) -> tuple[np.ndarray, dict]:
     """The anomaly window sums on a QEMU board, and the exact instructions of the score steps."""
-    t = _target(target)
-    _require(run=True, tc=t.toolchain)
+    t = _runnable(target)
     codes = _codes(codes)
-    with tempfile.TemporaryDirectory(prefix="ew_qemu_") as tmp:
-        tmp = Path(tmp)
-        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
-        (tmp / "SCORE.bin").write_bytes(np.array([window], "<u4").tobytes())
+    with _workdir("ew_qemu_", codes, files={"SCORE.bin": np.array([window], "<u4").tobytes()}) as (tmp, _):
         stats = _qemu(t, elf, tmp, timeout)
-        return _sums(tmp / "OUT.bin", len(codes)), stats
-
-
-def _sums(path: Path, samples: int) -> np.ndarray:
-    out = np.fromfile(path, dtype="<u8").astype(np.int64)
-    if out.size != samples:
-        raise UserError(f"the runner scored {out.size} of {samples} samples")
-    return out
+        return _per_sample(tmp / "OUT.bin", len(codes), np.int64, "scored", "u8"), stats

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -25,39 +26,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgewave.integer import (
-    INT16_UNIT_OUTPUT,
-    LOGISTIC_INT8_OUTPUT,
-    TANH_INT8_OUTPUT,
-    AddParams,
-    FCParams,
-    MulParams,
-    PoolParams,
-    QuantParams,
-    RequantParams,
-    TranscendentalParams,
-    add,
-    add_params,
-    average_pool_2d,
-    concatenation,
-    fc_params,
-    fully_connected,
-    logistic,
-    logistic_params,
-    lut_s8,
-    max_pool_2d,
-    mul,
-    mul_params,
-    pool_params,
-    relu,
-    relu_params,
-    requant_params,
-    requantize,
-    tanh,
-    tanh_params,
-)
+from edgewave import ctools
+from edgewave import integer as K
 from edgewave.integer import fixedpoint as fp
 from edgewave.integer.sigmoid_table import SIGMOID_TABLE_UINT16
+
+import quant_cases
+from quant_cases import calibrated_quant, dequantize, fc_real, random_act_quant, random_fc_weights, realistic_bias
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
@@ -65,12 +40,7 @@ INCLUDE = FIRMWARE / "include"
 SOURCES = sorted((FIRMWARE / "src").glob("*.c"))
 HEADERS = [INCLUDE / "edgewave_rt.h", *sorted((FIRMWARE / "src").glob("*.h"))]
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
-CORTEX_M = {
-    "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
-    "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
-    "cortex-m7": ["-mcpu=cortex-m7", "-mthumb"],
-    "cortex-m33": ["-mcpu=cortex-m33", "-mthumb"],
-}
+CORTEX_M = {cpu: ctools.TARGETS[cpu].cpu_flags for cpu in ("cortex-m4", "cortex-m0plus", "cortex-m7", "cortex-m33")}
 CASES = 150
 DTYPES = ("int8", "int16")
 CTYPE = {"int8": ctypes.c_int8, "int16": ctypes.c_int16}
@@ -155,40 +125,10 @@ def ref(struct):
     return ctypes.byref(struct)
 
 
-# -- random quantization (as in tests/test_integer_kernels.py) --------------------------
+# -- random quantization (tests/quant_cases.py, as in tests/test_integer_kernels.py) ------------
 
-
-def qrange(dtype):
-    info = np.iinfo(dtype)
-    return int(info.min), int(info.max)
-
-
-def random_input(rng, shape, dtype) -> np.ndarray:
-    lo, hi = qrange(dtype)
-    x = rng.integers(lo, hi + 1, size=shape).astype(dtype)
-    if x.size and rng.random() < 0.3:  # the extremes often
-        x.flat[rng.integers(0, x.size, max(1, x.size // 4))] = rng.choice([lo, hi], max(1, x.size // 4))
-    return x
-
-
-def random_act_quant(rng, dtype) -> QuantParams:
-    if dtype == "int8":
-        return QuantParams(10 ** rng.uniform(-3, 0), int(rng.integers(-128, 128)))
-    return QuantParams(10 ** rng.uniform(-5, -2), 0)
-
-
-def dequantize(x, q: QuantParams):
-    return q.scale * (x.astype(np.float64) - q.zero_point)
-
-
-def calibrated_quant(rng, real: np.ndarray, dtype) -> QuantParams:
-    lo, hi = qrange(dtype)
-    top, bottom = float(real.max(initial=0.0)), float(real.min(initial=0.0))
-    span = max(top - bottom, 1e-6) * rng.uniform(0.6, 1.4)
-    if dtype == "int16":
-        return QuantParams(max(abs(top), abs(bottom), 1e-6) * rng.uniform(0.6, 1.4) / hi, 0)
-    scale = span / (hi - lo)
-    return QuantParams(scale, int(np.clip(round(lo - bottom * rng.uniform(0.6, 1.4) / scale), lo, hi)))
+# the range's ends often: the saturating paths of the C kernels
+random_input = functools.partial(quant_cases.random_input, extremes=True)
 
 
 def assert_same(got: np.ndarray, expected: np.ndarray, what: str) -> None:
@@ -209,12 +149,12 @@ def test_param_structs_mirror_the_dataclasses():
     declared = re.findall(r"typedef struct \{(.*?)\} (ew_\w+_params);", header, re.S)
     structs = {name: re.findall(r"(\w+)\s+(\w+);", body) for body, name in declared}
     expected = {
-        "ew_fc_params": FCParams,
-        "ew_add_params": AddParams,
-        "ew_mul_params": MulParams,
-        "ew_requant_params": RequantParams,
-        "ew_transcendental_params": TranscendentalParams,
-        "ew_pool_params": PoolParams,
+        "ew_fc_params": K.FCParams,
+        "ew_add_params": K.AddParams,
+        "ew_mul_params": K.MulParams,
+        "ew_requant_params": K.RequantParams,
+        "ew_transcendental_params": K.TranscendentalParams,
+        "ew_pool_params": K.PoolParams,
     }
     assert set(structs) == set(expected)
     for cname, cls in expected.items():
@@ -264,7 +204,7 @@ def test_multiply_by_quantized_multiplier_int64(lib):
 # -- FULLY_CONNECTED ---------------------------------------------------------------------
 
 
-def run_c_fc(lib, taps, w, bias, p: FCParams, dtype):
+def run_c_fc(lib, taps, w, bias, p: K.FCParams, dtype):
     n_out, depth = w.shape
     n_taps, tap_len = len(taps), (taps[0].size if taps else 0)
     assert n_taps * tap_len == depth
@@ -286,23 +226,18 @@ def random_fc_case(rng, dtype, case):
     ring = [random_input(rng, tap_len, dtype) for _ in range(n_taps)]
     taps = [ring[int(rng.integers(0, n_taps))] if case % 7 == 0 else ring[t] for t in range(n_taps)]
     x = np.concatenate(taps)
-    per_channel = case % 4 != 0
-    w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out if per_channel else 1)).astype(np.float32)
-    w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
+    w_scales, w = random_fc_weights(rng, n_out, depth, per_channel=case % 4 != 0)
     if case % 11 == 0:
         w[:, : depth // 2] = rng.choice([-127, 127], (n_out, depth // 2))
     bias_dtype = np.int32 if dtype == "int8" else np.int64
     bias = None
     if case % 5:
-        bias_scales = np.broadcast_to((np.float32(x_q.scale) * w_scales).astype(np.float32), n_out)
-        bias_real = rng.normal(0, 0.5, n_out) * np.sqrt(depth) * x_q.scale * float(np.max(w_scales)) * 64
-        bias = np.clip(np.round(bias_real / bias_scales), -(2**31), 2**31 - 1).astype(bias_dtype)
+        bias = realistic_bias(rng, x_q, w_scales, n_out, depth, bias_dtype)
         if case % 13 == 1:  # wild bias: the int32 accumulator (int8) or the int64 product (16x8) wraps
             info = np.iinfo(bias_dtype)
             bias = rng.integers(info.min, info.max, n_out, dtype=bias_dtype, endpoint=True)
     activation = ("NONE", "RELU", "RELU6")[case % 3]
-    real = dequantize(x, x_q) @ (w * np.broadcast_to(w_scales, n_out).reshape(-1, 1)).T
-    out_q = calibrated_quant(rng, real, dtype)
+    out_q = calibrated_quant(rng, fc_real(x, x_q, w, w_scales), dtype)
     return taps, x, w, bias, x_q, w_scales, out_q, activation
 
 
@@ -311,8 +246,8 @@ def test_fc(lib, dtype):
     rng = np.random.default_rng(100 + DTYPES.index(dtype))
     for case in range(CASES * 2):
         taps, x, w, bias, x_q, w_scales, out_q, activation = random_fc_case(rng, dtype, case)
-        expected = fully_connected(x[None], w, bias, x_q, w_scales, out_q, activation)[0]
-        p = fc_params(x_q, w_scales, out_q, activation, dtype)
+        expected = K.fully_connected(x[None], w, bias, x_q, w_scales, out_q, activation)[0]
+        p = K.fc_params(x_q, w_scales, out_q, activation, dtype)
         assert_same(run_c_fc(lib, taps, w, bias, p, dtype), expected, f"FC {dtype} case {case}")
 
 
@@ -323,7 +258,7 @@ def test_fc(lib, dtype):
 @pytest.mark.parametrize("op", ["add", "mul"])
 def test_add_mul(lib, op, dtype):
     rng = np.random.default_rng(200 + 10 * (op == "mul") + DTYPES.index(dtype))
-    kernel, params, combine = (add, add_params, np.add) if op == "add" else (mul, mul_params, np.multiply)
+    kernel, params, combine = (K.add, K.add_params, np.add) if op == "add" else (K.mul, K.mul_params, np.multiply)
     fn = getattr(lib, f"ew_{op}_{SFX[dtype]}")
     done = 0
     while done < CASES:
@@ -331,11 +266,11 @@ def test_add_mul(lib, op, dtype):
         a, b = random_input(rng, n, dtype), random_input(rng, n, dtype)
         a_q, b_q = random_act_quant(rng, dtype), random_act_quant(rng, dtype)
         if op == "add" and dtype == "int16" and done % 4 == 3:  # TFLM's int16 ADD takes zero points
-            a_q, b_q = (QuantParams(q.scale, int(rng.integers(-3000, 3000))) for q in (a_q, b_q))
+            a_q, b_q = (K.QuantParams(q.scale, int(rng.integers(-3000, 3000))) for q in (a_q, b_q))
         activation = ("NONE", "RELU", "RELU6")[done % 3]
         out_q = calibrated_quant(rng, combine(dequantize(a, a_q), dequantize(b, b_q)), dtype)
         if op == "add" and dtype == "int16" and done % 4 == 3:
-            out_q = QuantParams(out_q.scale, int(rng.integers(-3000, 3000)))
+            out_q = K.QuantParams(out_q.scale, int(rng.integers(-3000, 3000)))
         try:
             expected = kernel(a, b, a_q, b_q, out_q, activation)
         except ValueError:
@@ -357,18 +292,18 @@ def test_add_mul(lib, op, dtype):
 @pytest.mark.parametrize("op", ["relu", "requant"])
 def test_relu_requant(lib, op, dtype):
     rng = np.random.default_rng(300 + 10 * (op == "relu") + DTYPES.index(dtype))
-    kernel, params = (relu, relu_params) if op == "relu" else (requantize, requant_params)
+    kernel, params = (K.relu, K.relu_params) if op == "relu" else (K.requantize, K.requant_params)
     fn = getattr(lib, f"ew_{op}_{SFX[dtype]}")
     for case in range(CASES):
         n = int(rng.integers(1, 100))
         x_q = random_act_quant(rng, dtype)
         if op == "requant" and dtype == "int16" and case % 4 == 3:
-            x_q = QuantParams(x_q.scale, int(rng.integers(-3000, 3000)))
+            x_q = K.QuantParams(x_q.scale, int(rng.integers(-3000, 3000)))
         x = random_input(rng, n, dtype)
         real = dequantize(x, x_q)
         out_q = calibrated_quant(rng, np.maximum(real, 0) if op == "relu" else real, dtype)
         if case % 10 == 9:  # ratios above 1: left shifts, saturation
-            out_q = QuantParams(x_q.scale / 10 ** rng.uniform(0.5, 5), out_q.zero_point)
+            out_q = K.QuantParams(x_q.scale / 10 ** rng.uniform(0.5, 5), out_q.zero_point)
         expected = kernel(x, x_q, out_q)
         out = np.zeros(n, dtype)
         fn(ptr(x), n, ref(cstruct(params(x_q, out_q, dtype))), ptr(out))
@@ -389,14 +324,14 @@ def _int16_scales(rng, op, n):
 def test_tanh_logistic_s16(lib, op):
     """Every int16 input value for each input scale."""
     rng = np.random.default_rng(400 + (op == "logistic"))
-    kernel, params = (tanh, tanh_params) if op == "tanh" else (logistic, logistic_params)
+    kernel, params = (K.tanh, K.tanh_params) if op == "tanh" else (K.logistic, K.logistic_params)
     fn = getattr(lib, f"ew_{op}_s16")
     x = np.arange(-32768, 32768, dtype=np.int16)
     for scale in _int16_scales(rng, op, CASES):
-        x_q = QuantParams(scale, 0)
-        expected = kernel(x, x_q, INT16_UNIT_OUTPUT)
+        x_q = K.QuantParams(scale, 0)
+        expected = kernel(x, x_q, K.INT16_UNIT_OUTPUT)
         out = np.zeros_like(x)
-        fn(ptr(x), x.size, ref(cstruct(params(x_q, INT16_UNIT_OUTPUT, "int16"))), ptr(out))
+        fn(ptr(x), x.size, ref(cstruct(params(x_q, K.INT16_UNIT_OUTPUT, "int16"))), ptr(out))
         assert_same(out, expected, f"{op} int16 scale {scale!r}")
 
 
@@ -404,12 +339,12 @@ def test_tanh_logistic_s16(lib, op):
 def test_lut_s8(lib, op):
     """int8 TANH / LOGISTIC (and any int8 elementwise kernel) as a 256-entry table."""
     rng = np.random.default_rng(500 + ("tanh", "logistic", "relu").index(op))
-    kernel = {"tanh": tanh, "logistic": logistic, "relu": relu}[op]
+    kernel = {"tanh": K.tanh, "logistic": K.logistic, "relu": K.relu}[op]
     x = np.arange(-128, 128, dtype=np.int8)
     for case in range(CASES):
-        x_q = QuantParams(10 ** rng.uniform(-2.5, -0.5), int(rng.integers(-128, 128)))
-        out_q = {"tanh": TANH_INT8_OUTPUT, "logistic": LOGISTIC_INT8_OUTPUT}.get(op) or random_act_quant(rng, "int8")
-        lut = lut_s8(kernel, x_q, out_q)
+        x_q = K.QuantParams(10 ** rng.uniform(-2.5, -0.5), int(rng.integers(-128, 128)))
+        out_q = {"tanh": K.TANH_INT8_OUTPUT, "logistic": K.LOGISTIC_INT8_OUTPUT}.get(op) or random_act_quant(rng, "int8")
+        lut = K.lut_s8(kernel, x_q, out_q)
         assert lut.dtype == np.int8 and lut.shape == (256,)
         xs = np.concatenate([x, random_input(rng, int(rng.integers(0, 50)), "int8")])
         out = np.zeros_like(xs)
@@ -425,7 +360,7 @@ def test_lut_s8(lib, op):
 def test_pooling(lib, op, dtype):
     """Per channel over n_taps tap vectors: the engine's [1, 1, n_taps, C] pool with a (1, n_taps) filter."""
     rng = np.random.default_rng(600 + 10 * (op == "maxpool") + DTYPES.index(dtype))
-    kernel = average_pool_2d if op == "avgpool" else max_pool_2d
+    kernel = K.average_pool_2d if op == "avgpool" else K.max_pool_2d
     fn = getattr(lib, f"ew_{op}_{SFX[dtype]}")
     for case in range(CASES):
         n_taps, channels = int(rng.integers(1, 12)), int(rng.integers(1, 40))
@@ -435,7 +370,7 @@ def test_pooling(lib, op, dtype):
         x = np.stack(taps)[None, None]
         expected = kernel(x, q, (1, n_taps), (1, 1), activation).reshape(channels)
         out = np.zeros(channels, dtype)
-        fn(ptr_array(taps), n_taps, channels, ref(cstruct(pool_params(q, dtype, activation))), ptr(out))
+        fn(ptr_array(taps), n_taps, channels, ref(cstruct(K.pool_params(q, dtype, activation))), ptr(out))
         assert_same(out, expected, f"{op} {dtype} case {case}")
 
 
@@ -449,7 +384,7 @@ def test_concat(lib, dtype):
     for case in range(CASES):
         q = random_act_quant(rng, dtype)
         parts = [random_input(rng, int(rng.integers(0 if case % 5 == 0 else 1, 20)), dtype) for _ in range(int(rng.integers(1, 6)))]
-        expected = concatenation(parts, [q] * len(parts), q, axis=-1)
+        expected = K.concatenation(parts, [q] * len(parts), q, axis=-1)
         out = np.zeros(expected.size, dtype)
         lens = np.array([a.size for a in parts], np.int32)
         fn(ptr_array(parts), ptr(lens), len(parts), ptr(out))
@@ -663,50 +598,12 @@ def test_sanitizers(tmp_path):
 
 # -- on emulated Cortex-M (the SMLAD paths of the fully-connected kernels) ------------------
 
-QEMU_TARGETS = {  # machine, cpu flags, RAM origin (code and data; QEMU loads the ELF there)
-    "cortex-m4": ("mps2-an386", CORTEX_M["cortex-m4"], 0x00000000),
-    "cortex-m7": ("mps2-an500", CORTEX_M["cortex-m7"], 0x00000000),
-    "cortex-m33": ("mps2-an505", CORTEX_M["cortex-m33"], 0x10000000),
-    "cortex-m3": ("mps2-an385", ["-mcpu=cortex-m3", "-mthumb"], 0x00000000),  # no DSP: the portable C on Arm
+# The boards of edgewave.ctools (its startup code and linker scripts in firmware/cortex-m), and a Cortex-M3
+# without the DSP extension (the portable C on Arm): QEMU's AN385 is the AN386 with an M3, the same memory map.
+QEMU_TARGETS = {
+    **{cpu: ctools.TARGETS[cpu] for cpu in ("cortex-m4", "cortex-m7", "cortex-m33")},
+    "cortex-m3": ctools.Target("cortex-m3", ("-mcpu=cortex-m3", "-mthumb"), "mps2-an385", "mps2-an386.ld"),
 }
-
-STARTUP = r"""
-#include <stdint.h>
-int main(void);
-extern uint32_t __stack_top;
-static int semihost(int op, const void *arg)
-{
-    register int r0 __asm__("r0") = op;
-    register const void *r1 __asm__("r1") = arg;
-    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-    return r0;
-}
-void ew_puts(const char *s) { semihost(0x04, s); }
-static void ew_exit(int ok) { semihost(0x18, (const void *)(uintptr_t)(ok ? 0x20026u : 0x20023u)); for (;;) {} }
-void Reset_Handler(void)
-{
-#if defined(__ARM_FP)
-    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20; /* CPACR: FPU on */
-    __asm__ volatile("dsb\n\tisb");
-#endif
-    ew_exit(main() == 0);
-}
-void Fault_Handler(void) { ew_puts("FAULT\n"); ew_exit(0); }
-__attribute__((section(".vectors"), used)) void (*const ew_vectors[16])(void) = {
-    (void (*)(void))(uintptr_t)&__stack_top, Reset_Handler, Fault_Handler, Fault_Handler, Fault_Handler,
-    Fault_Handler, Fault_Handler, 0, 0, 0, 0, Fault_Handler, Fault_Handler, 0, Fault_Handler, Fault_Handler,
-};
-"""
-
-LINKER_SCRIPT = """
-MEMORY {{ RAM (rwx) : ORIGIN = {origin:#x}, LENGTH = 4M }}
-SECTIONS {{
-  .text : {{ KEEP(*(.vectors)) *(.text*) *(.rodata*) }} > RAM
-  .data : {{ *(.data*) }} > RAM
-  .bss : {{ *(.bss*) *(COMMON) }} > RAM
-  __stack_top = ORIGIN(RAM) + LENGTH(RAM);
-}}
-"""
 
 C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t"}
 
@@ -733,8 +630,8 @@ class DeviceProgram:
 
     def params(self, p) -> str:
         self.n += 1
-        ctype = {FCParams: "ew_fc_params", AddParams: "ew_add_params", MulParams: "ew_mul_params", RequantParams: "ew_requant_params",
-                 TranscendentalParams: "ew_transcendental_params", PoolParams: "ew_pool_params"}[type(p)]
+        ctype = {K.FCParams: "ew_fc_params", K.AddParams: "ew_add_params", K.MulParams: "ew_mul_params", K.RequantParams: "ew_requant_params",
+                 K.TranscendentalParams: "ew_transcendental_params", K.PoolParams: "ew_pool_params"}[type(p)]
         self.decls.append(f"static const {ctype} k{self.n} = {{{', '.join(map(str, scalar_fields(p).values()))}}};")
         return f"&k{self.n}"
 
@@ -752,12 +649,12 @@ class DeviceProgram:
 
     def source(self) -> str:
         return "\n".join([
-            "#include <stdint.h>", "#include <string.h>", '#include "edgewave_rt.h"', "void ew_puts(const char *s);",
+            "#include <stdint.h>", "#include <stdio.h>", "#include <string.h>", '#include "edgewave_rt.h"',
             *self.decls,
             "static int check(const void *got, const void *exp, size_t n, const char *what)",
-            "{ if (memcmp(got, exp, n) == 0) return 0; ew_puts(\"MISMATCH \"); ew_puts(what); ew_puts(\"\\n\"); return 1; }",
+            "{ if (memcmp(got, exp, n) == 0) return 0; printf(\"MISMATCH %s\\n\", what); return 1; }",
             "int main(void)", "{", "    int fails = 0;", *self.calls,
-            '    ew_puts(fails ? "FAILED\\n" : "PASS\\n");', "    return fails;", "}", ""])
+            '    puts(fails ? "FAILED" : "PASS");', "    return fails;", "}", ""])
 
 
 def ring_of(prog: DeviceProgram, taps, dtype) -> str:
@@ -778,8 +675,8 @@ def device_program() -> DeviceProgram:
         s = SFX[dtype]
         for case in range(60):
             taps, x, w, bias, x_q, w_scales, out_q, activation = random_fc_case(rng, dtype, case)
-            expected = fully_connected(x[None], w, bias, x_q, w_scales, out_q, activation)[0]
-            p = fc_params(x_q, w_scales, out_q, activation, dtype)
+            expected = K.fully_connected(x[None], w, bias, x_q, w_scales, out_q, activation)[0]
+            p = K.fc_params(x_q, w_scales, out_q, activation, dtype)
             mult, shift = (np.array(v, np.int32) for v in p.per_channel(w.shape[0]))
             b = "NULL" if bias is None else prog.const(bias)
             prog.call(f"fc_{s} {case}", expected,
@@ -789,7 +686,7 @@ def device_program() -> DeviceProgram:
             n = int(rng.integers(1, 40))
             a, b = random_input(rng, n, dtype), random_input(rng, n, dtype)
             a_q, b_q = random_act_quant(rng, dtype), random_act_quant(rng, dtype)
-            for op, kernel, params, combine in (("add", add, add_params, np.add), ("mul", mul, mul_params, np.multiply)):
+            for op, kernel, params, combine in (("add", K.add, K.add_params, np.add), ("mul", K.mul, K.mul_params, np.multiply)):
                 out_q = calibrated_quant(rng, combine(dequantize(a, a_q), dequantize(b, b_q)), dtype)
                 try:
                     expected = kernel(a, b, a_q, b_q, out_q, "RELU" if case % 2 else "NONE")
@@ -798,13 +695,13 @@ def device_program() -> DeviceProgram:
                 p = params(a_q, b_q, out_q, dtype, "RELU" if case % 2 else "NONE")
                 prog.call(f"{op}_{s} {case}", expected, f"ew_{op}_{s}({prog.const(a)}, {prog.const(b)}, {n}, {prog.params(p)}, out)")
             out_q = calibrated_quant(rng, dequantize(a, a_q), dtype)
-            for op, kernel, params in (("relu", relu, relu_params), ("requant", requantize, requant_params)):
+            for op, kernel, params in (("relu", K.relu, K.relu_params), ("requant", K.requantize, K.requant_params)):
                 prog.call(f"{op}_{s} {case}", kernel(a, a_q, out_q),
                           f"ew_{op}_{s}({prog.const(a)}, {n}, {prog.params(params(a_q, out_q, dtype))}, out)")
             taps = [random_input(rng, n, dtype) for _ in range(int(rng.integers(1, 6)))]
-            for op, kernel in (("avgpool", average_pool_2d), ("maxpool", max_pool_2d)):
+            for op, kernel in (("avgpool", K.average_pool_2d), ("maxpool", K.max_pool_2d)):
                 expected = kernel(np.stack(taps)[None, None], a_q, (1, len(taps)), (1, 1), "RELU" if case % 2 else "NONE").ravel()
-                p = pool_params(a_q, dtype, "RELU" if case % 2 else "NONE")
+                p = K.pool_params(a_q, dtype, "RELU" if case % 2 else "NONE")
                 prog.call(f"{op}_{s} {case}", expected,
                           f"ew_{op}_{s}({ring_of(prog, taps, dtype)}, {len(taps)}, {n}, {prog.params(p)}, out)")
             lens = prog.const(np.array([t.size for t in taps], np.int32))
@@ -812,14 +709,14 @@ def device_program() -> DeviceProgram:
     x16 = np.arange(-32768, 32768, 97, dtype=np.int16)
     x8 = np.arange(-128, 128, dtype=np.int8)
     for scale in _int16_scales(rng, "tanh", 12):
-        x_q = QuantParams(scale, 0)
-        for op, kernel, params in (("tanh", tanh, tanh_params), ("logistic", logistic, logistic_params)):
-            p = params(x_q, INT16_UNIT_OUTPUT, "int16")
-            prog.call(f"{op}_s16 {scale}", kernel(x16, x_q, INT16_UNIT_OUTPUT),
+        x_q = K.QuantParams(scale, 0)
+        for op, kernel, params in (("tanh", K.tanh, K.tanh_params), ("logistic", K.logistic, K.logistic_params)):
+            p = params(x_q, K.INT16_UNIT_OUTPUT, "int16")
+            prog.call(f"{op}_s16 {scale}", kernel(x16, x_q, K.INT16_UNIT_OUTPUT),
                       f"ew_{op}_s16({prog.const(x16)}, {x16.size}, {prog.params(p)}, out)")
-        x_q = QuantParams(10 ** rng.uniform(-2.5, -0.5), int(rng.integers(-128, 128)))
-        lut = lut_s8(tanh, x_q, TANH_INT8_OUTPUT)
-        prog.call(f"lut_s8 {scale}", tanh(x8, x_q, TANH_INT8_OUTPUT), f"ew_lut_s8({prog.const(x8)}, 256, {prog.const(lut)}, out)")
+        x_q = K.QuantParams(10 ** rng.uniform(-2.5, -0.5), int(rng.integers(-128, 128)))
+        lut = K.lut_s8(K.tanh, x_q, K.TANH_INT8_OUTPUT)
+        prog.call(f"lut_s8 {scale}", K.tanh(x8, x_q, K.TANH_INT8_OUTPUT), f"ew_lut_s8({prog.const(x8)}, 256, {prog.const(lut)}, out)")
     return prog
 
 
@@ -833,24 +730,11 @@ def device_source(tmp_path_factory):
 @pytest.mark.parametrize("cpu", list(QEMU_TARGETS))
 def test_on_emulated_cortex_m(cpu, device_source, tmp_path):
     """Every kernel, built for the cpu (-O2, DSP paths where the cpu has them), run in QEMU."""
-    compiler = cross_compiler()
-    if not compiler or not shutil.which("qemu-system-arm"):
-        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
-    machine, flags, origin = QEMU_TARGETS[cpu]
-    (tmp_path / "start.c").write_text(STARTUP)
-    (tmp_path / "link.ld").write_text(LINKER_SCRIPT.format(origin=origin))
-    elf = tmp_path / "cases.elf"
-    build = subprocess.run(
-        [compiler, *flags, *WARNINGS, "-Wno-pedantic", "-O2", f"-I{INCLUDE}", "-nostartfiles", "-T", str(tmp_path / "link.ld"),
-         str(tmp_path / "start.c"), str(device_source), *map(str, SOURCES), "-o", str(elf), "--specs=nano.specs", "--specs=nosys.specs"],
-        capture_output=True, text=True,
-    )
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(
-        ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
-        capture_output=True, text=True, timeout=120,
-    )
+    if not cross_compiler() or not ctools.have_cortex_m_tools():
+        pytest.skip("needs arm-none-eabi-gcc, newlib and qemu-system-arm")
+    target = QEMU_TARGETS[cpu]
+    elf, _ = ctools.build_cortex_m(target, SOURCES, [INCLUDE], tmp_path, main=device_source)
+    run = ctools.qemu_run(target, elf, tmp_path, timeout=120)
     output = run.stdout + run.stderr  # semihosting writes go to stderr
     assert run.returncode == 0 and output.strip().endswith("PASS"), output[-3000:]
     objdump = shutil.which("arm-none-eabi-objdump")

@@ -26,6 +26,20 @@ needs_qemu = pytest.mark.skipif(not ctools.have_cortex_m_tools() and not IN_CI,
                                 reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 
 
+def recording_codes(manifest, prog):
+    """The whole bundled recording as the model's input codes."""
+    norm = signals.NormStats.from_dict(manifest["normalization"])
+    return pipeline.quantize_input(prog, (signals.load_signal(SPEECH).samples - norm.offset) / norm.scale)
+
+
+def emit_with_recording(converted, c_dir):
+    """emit of a converted model (not measured) into ``c_dir``, and the whole recording as its input: the
+    program, the codes and emit_pipeline.c_sources of the directory."""
+    manifest, prog, _ = pipeline.load(converted)
+    emit_pipeline.emit(str(converted), str(c_dir), "speech", measure=False)
+    return (prog, recording_codes(manifest, prog), *emit_pipeline.c_sources(c_dir, "speech"))
+
+
 @pytest.fixture(scope="module", params=["int8", "int16x8"])
 def converted(request, convert_tiny):
     return convert_tiny(request.param)
@@ -41,9 +55,7 @@ def test_emit_reports_and_matches_everywhere_on_the_whole_recording(converted, t
     assert r["ram_bytes"] <= 0.5 * r["tflm_ram_bytes"]
     assert r["ram_bytes"] <= 1.1 * r["min_state_bytes"] + 512
     manifest, prog, stream = pipeline.load(converted)
-    norm = signals.NormStats.from_dict(manifest["normalization"])
-    x = (signals.load_signal(SPEECH).samples - norm.offset) / norm.scale
-    codes = pipeline.quantize_input(prog, x)
+    codes = recording_codes(manifest, prog)
     assert len(codes) >= 100_000
     engine = Engine(prog).run_sequence(codes)
     srcs, incs = emit_pipeline.c_sources(c_dir, "speech")
@@ -60,11 +72,7 @@ def test_emit_reports_and_matches_everywhere_on_the_whole_recording(converted, t
 @needs_qemu
 def test_cortex_m4_equals_host_on_the_full_recording(convert_tiny, tmp_path):
     converted = convert_tiny("int16x8")  # once per run: the whole recording through QEMU takes a while
-    manifest, prog, _ = pipeline.load(converted)
-    emit_pipeline.emit(str(converted), str(tmp_path / "c"), "speech", measure=False)
-    norm = signals.NormStats.from_dict(manifest["normalization"])
-    codes = pipeline.quantize_input(prog, (signals.load_signal(SPEECH).samples - norm.offset) / norm.scale)
-    srcs, incs = emit_pipeline.c_sources(tmp_path / "c", "speech")
+    _, codes, srcs, incs = emit_with_recording(converted, tmp_path / "c")
     host = ctools.run_host(ctools.build_host(srcs, incs, tmp_path / "host"), codes)
     elf, _ = ctools.build_cortex_m("cortex-m4", srcs, incs, tmp_path / "m4")
     m4, stats = ctools.run_qemu("cortex-m4", elf, codes, timeout=1200)
@@ -102,21 +110,29 @@ def test_emit_is_reproducible_and_sanitizer_clean(converted, tmp_path):
     np.testing.assert_array_equal(out[-5000:], Engine(prog).run_sequence(codes)[-5000:])
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(spec_dict=specs(max_dilation=64, max_channels=16, heads=("regression", "mulaw")), seed=st.integers(0, 999),
-       precision=st.sampled_from(["int8", "int16x8"]))
-def test_random_architectures_host_c_equals_engine_and_tflm(tmp_path_factory, spec_dict, seed, precision):
+def emit_random_model(tmp_path_factory, spec_dict, seed, precision, tflm: bool):
+    """A random architecture (tests/test_convert.py's random_graph) converted on a slice of the recording and
+    rendered into a new directory, with its TFLite stream model or (``tflm`` false: no TFLM build) the model's
+    C and the runtime alone. Returns the program, the stream (or None), the slice, the directory and
+    emit_pipeline.c_sources of it."""
     graph, _ = random_graph(spec_dict, seed)
     x = SPEECH_X[30000:36000]
     _, prog = pipeline.build(graph, x, precision)
-    stream = export.stream_model(prog)
-    files, _ = emit_pipeline.render({"receptive_field": graph.receptive_field, "normalization": {"offset": 0, "scale": 1}},
-                                    prog, stream, "rnd")
+    stream = export.stream_model(prog) if tflm else None
+    manifest = {"receptive_field": graph.receptive_field, "normalization": {"offset": 0, "scale": 1}}
+    files, _ = emit_pipeline.render(manifest, prog, stream, "rnd")
     c_dir = tmp_path_factory.mktemp("rnd")
     for rel, text in files.items():
         (c_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (c_dir / rel).write_text(text)
-    srcs, incs = emit_pipeline.c_sources(c_dir, "rnd")
+    return (prog, stream, x, c_dir, *emit_pipeline.c_sources(c_dir, "rnd"))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(spec_dict=specs(max_dilation=64, max_channels=16, heads=("regression", "mulaw")), seed=st.integers(0, 999),
+       precision=st.sampled_from(["int8", "int16x8"]))
+def test_random_architectures_host_c_equals_engine_and_tflm(tmp_path_factory, spec_dict, seed, precision):
+    prog, stream, x, c_dir, srcs, incs = emit_random_model(tmp_path_factory, spec_dict, seed, precision, tflm=True)
     codes = pipeline.quantize_input(prog, x[:1500])
     host = ctools.run_host(ctools.build_host(srcs, incs, c_dir / "build"), codes, out_dtype=prog.dtype)
     engine = Engine(prog).run_sequence(codes)

@@ -31,7 +31,7 @@ Why (read in LiteRT tflite/kernels/ and TFLM micro/kernels/, pinned by the tests
     MUL, RELU        LiteRT forms the multiplier in float32, TFLM in double.
     TANH/LOGISTIC    int8: LiteRT a table of float32 tanhf / logistic, TFLM gemmlowp fixed point
                      (they part within ~1e-5 LSB of a rounding tie).
-With the scales edgewave.convert.program chooses (grids on which both computations are exact, or
+With the scales edgewave.convert.quantization chooses (grids on which both computations are exact, or
 checked on every int8 input) LiteRT == TFLM on every op: the tests after the root-cause ones.
 The single exception left is an int16 FULLY_CONNECTED output that is an exact negative tie.
 """
@@ -44,7 +44,7 @@ import importlib
 import numpy as np
 import pytest
 
-from edgewave.convert import program
+from edgewave.convert import quantization
 from edgewave.errors import UserError
 from edgewave.integer import (
     INT16_UNIT_OUTPUT,
@@ -71,6 +71,17 @@ from edgewave.integer.fixedpoint import tflite_round
 from edgewave.tflite import ModelBuilder, read_model
 
 from conftest import require
+from quant_cases import (
+    bias_scales,
+    calibrated_quant,
+    dequantize,
+    fc_real,
+    qrange,
+    random_act_quant,
+    random_fc_weights,
+    random_input,
+    realistic_bias,
+)
 
 
 def _runtime(module: str, package: str):
@@ -157,49 +168,13 @@ def check_case(tally: Tally, model: bytes, inputs: dict[str, np.ndarray], expect
     tally.add(run_litert(model, inputs), got)
 
 
-# -- random quantization ---------------------------------------------------------------
-
-
-def qrange(dtype):
-    info = np.iinfo(dtype)
-    return int(info.min), int(info.max)
-
-
-def random_input(rng, shape, dtype) -> np.ndarray:
-    lo, hi = qrange(dtype)
-    return rng.integers(lo, hi + 1, size=shape).astype(dtype)
-
-
-def random_act_quant(rng, dtype) -> QuantParams:
-    """int8: any zero point; int16: symmetric (the 16x8 scheme; TFLM's int16 MUL/TANH/... need it)."""
-    if dtype == "int8":
-        return QuantParams(10 ** rng.uniform(-3, 0), int(rng.integers(-128, 128)))
-    return QuantParams(10 ** rng.uniform(-5, -2), 0)
-
-
-def dequantize(x, q: QuantParams):
-    return q.scale * (x.astype(np.float64) - q.zero_point)
-
-
-def calibrated_quant(rng, real: np.ndarray, dtype) -> QuantParams:
-    """Output quantization fitted to the real result, sometimes too tight (to hit clamping)."""
-    lo, hi = qrange(dtype)
-    top, bottom = float(real.max(initial=0.0)), float(real.min(initial=0.0))
-    span = max(top - bottom, 1e-6) * rng.uniform(0.6, 1.4)
-    if dtype == "int16":
-        return QuantParams(max(abs(top), abs(bottom), 1e-6) * rng.uniform(0.6, 1.4) / hi, 0)
-    scale = span / (hi - lo)
-    return QuantParams(scale, int(np.clip(round(lo - bottom * rng.uniform(0.6, 1.4) / scale), lo, hi)))
-
-
 def random_fc(rng, dtype, rows, max_depth, max_out, bias_bound, bias_dtype, per_channel=True):
     """A random fully-connected case: input and its quantization, weight scales (per channel or one),
     weights, bias."""
     depth, n_out = int(rng.integers(1, max_depth)), int(rng.integers(1, max_out))
     x_q = random_act_quant(rng, dtype)
     x = random_input(rng, [rows, depth], dtype)
-    w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out if per_channel else 1)).astype(np.float32)
-    w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
+    w_scales, w = random_fc_weights(rng, n_out, depth, per_channel)
     bias = rng.integers(-bias_bound, bias_bound, n_out).astype(bias_dtype)
     return x, x_q, w, w_scales, bias
 
@@ -231,25 +206,18 @@ def test_fully_connected(dtype):
         x_shape = [batch, depth] if case % 3 else [1, batch, depth]  # 3-D with keep_num_dims too
         x_q = random_act_quant(rng, dtype)
         x = random_input(rng, x_shape, dtype)
-        per_channel = case % 4 != 0
-        w_scales = (10 ** rng.uniform(-3.5, -1.5, n_out if per_channel else 1)).astype(np.float32)
-        w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
+        w_scales, w = random_fc_weights(rng, n_out, depth, per_channel=case % 4 != 0)
         bias_dtype = np.int32 if dtype == "int8" else np.int64
-        bias_scales = (np.float32(x_q.scale) * w_scales).astype(np.float32)
-        bias = None
-        if case % 5:
-            bias_real = rng.normal(0, 0.5, n_out) * np.sqrt(depth) * x_q.scale * float(np.max(w_scales)) * 64
-            bias = np.clip(np.round(bias_real / np.broadcast_to(bias_scales, n_out)), -(2**31), 2**31 - 1).astype(bias_dtype)
+        bias = realistic_bias(rng, x_q, w_scales, n_out, depth, bias_dtype) if case % 5 else None
         activation = ("NONE", "RELU", "RELU6")[case % 3]
-        real = dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T if per_channel else dequantize(x, x_q) @ (w * w_scales[0]).T
-        out_q = calibrated_quant(rng, real, dtype)
+        out_q = calibrated_quant(rng, fc_real(x, x_q, w, w_scales), dtype)
         expected = fully_connected(x, w, bias, x_q, w_scales, out_q, activation)
 
         def weights(b):
             return b.tensor("w", w.shape, "int8", scale=w_scales, zero_point=np.zeros(w_scales.size, int), data=w)
 
         def bias_tensor(b):
-            return b.tensor("bias", bias.shape, bias.dtype, scale=bias_scales, data=bias)
+            return b.tensor("bias", bias.shape, bias.dtype, scale=bias_scales(x_q, w_scales), data=bias)
 
         model, inputs = build(
             "FULLY_CONNECTED",
@@ -273,7 +241,7 @@ def test_fully_connected_int16_with_int32_bias_matches_tflm():
     for _ in range(20):
         x, x_q, w, w_scales, bias = random_fc(rng, "int16", 2, 32, 16, 2**20, np.int32)
         n_out = w.shape[0]
-        real = dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T
+        real = fc_real(x, x_q, w, w_scales)
         out_q = calibrated_quant(rng, real, "int16")
         expected = fully_connected(x, w, bias, x_q, w_scales, out_q)
         model, inputs = build(
@@ -284,7 +252,7 @@ def test_fully_connected_int16_with_int32_bias_matches_tflm():
             out_q,
             extra=(
                 lambda b: b.tensor("w", w.shape, "int8", scale=w_scales, data=w),
-                lambda b: b.tensor("bias", bias.shape, "int32", scale=np.float32(x_q.scale) * w_scales, data=bias),
+                lambda b: b.tensor("bias", bias.shape, "int32", scale=bias_scales(x_q, w_scales), data=bias),
             ),
         )
         np.testing.assert_array_equal(run_tflm(model, [x]), expected)
@@ -510,7 +478,7 @@ def test_multiply_by_quantized_multiplier_double_rounding():
 #                    (same kernel otherwise); int8 MUL rarely shows it, RELU has the same cause.
 #   TANH int8        LiteRT: a table of float32 tanhf; TFLM: gemmlowp fixed point; they part
 #                    where the true value lies within ~1e-5 LSB of a rounding tie.
-# edgewave.convert.program chooses scales where both runtimes compute the same integers.
+# edgewave.convert.quantization chooses scales where both runtimes compute the same integers.
 
 
 def _fc_case(rng, s_in, s_out, n_out, depth):
@@ -519,7 +487,7 @@ def _fc_case(rng, s_in, s_out, n_out, depth):
     x = random_input(rng, [64, depth], "int16")
     w = rng.integers(-127, 128, (n_out, depth)).astype(np.int8)
     wmax = 10 ** rng.uniform(-2, 0, n_out)
-    w_scales = np.array([program.fc_weight_scale(s_in, s_out, m) for m in wmax], np.float32)
+    w_scales = np.array([quantization.fc_weight_scale(s_in, s_out, m) for m in wmax], np.float32)
     bias = rng.integers(-5000, 5000, n_out).astype(np.int64)
     return x, x_q, w, w_scales, bias, out_q
 
@@ -529,7 +497,7 @@ def _fc_model(x, x_q, w, w_scales, bias, out_q, activation="NONE"):
         "FULLY_CONNECTED", {"x": (x, x_q)}, [x.shape[0], w.shape[0]], x.dtype.name, out_q,
         extra=(lambda b: b.tensor("w", w.shape, "int8", scale=w_scales, zero_point=np.zeros(w_scales.size, int),
                                   data=w),
-               lambda b: b.tensor("bias", bias.shape, bias.dtype, scale=np.float32(x_q.scale) * w_scales, data=bias)),
+               lambda b: b.tensor("bias", bias.shape, bias.dtype, scale=bias_scales(x_q, w_scales), data=bias)),
         fused_activation=activation)
 
 
@@ -543,7 +511,7 @@ def test_litert_fully_connected_requantizes_in_floating_point(dtype):
         x, x_q, w, w_scales, bias = random_fc(rng, dtype, 64, 64, 9, 2000, np.int32 if dtype == "int8" else np.int64,
                                              per_channel=bool(case % 2))
         n_out = w.shape[0]
-        out_q = calibrated_quant(rng, dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T, dtype)
+        out_q = calibrated_quant(rng, fc_real(x, x_q, w, w_scales), dtype)
         model, inputs = _fc_model(x, x_q, w, w_scales, bias, out_q)
         tflm = run_tflm(model, [x])
         np.testing.assert_array_equal(tflm, fully_connected(x, w, bias, x_q, w_scales, out_q))
@@ -577,8 +545,8 @@ def test_litert_int16_mul_multiplier_is_float32():
 def test_int16_fully_connected_negative_tie_is_the_one_difference_left():
     """With edgewave's int16x8 multipliers both runtimes round the exact acc * M, but on an exact
     negative tie TFLM rounds up and LiteRT away from zero: acc = -2**(14 - shift) gives -n/2."""
-    s_in, s_out = program.int16_scale(1e-4), program.int16_scale(3e-3)
-    s_w = program.fc_weight_scale(s_in, s_out, 0.5)
+    s_in, s_out = quantization.int16_scale(1e-4), quantization.int16_scale(3e-3)
+    s_w = quantization.fc_weight_scale(s_in, s_out, 0.5)
     m, shift = quantize_multiplier(np.float64(s_in) * s_w / s_out)
     n = m >> 16
     assert m == n << 16 and n % 2 == 1
@@ -594,8 +562,8 @@ def test_litert_equals_tflm_under_edgewave_int16_fully_connected_parameters():
     rng = np.random.default_rng(8201)
     tally = Tally(("FULLY_CONNECTED edgewave", "int16"))
     for case in range(60):
-        s_in = program.int16_scale(10 ** rng.uniform(-5, -3)) if case % 4 else INT16_UNIT_OUTPUT.scale
-        s_out = program.int16_scale(10 ** rng.uniform(-4, -2))
+        s_in = quantization.int16_scale(10 ** rng.uniform(-5, -3)) if case % 4 else INT16_UNIT_OUTPUT.scale
+        s_out = quantization.int16_scale(10 ** rng.uniform(-4, -2))
         n_out = 1 if case % 5 == 0 else int(rng.integers(2, 9))  # per-tensor and per-channel
         x, x_q, w, w_scales, bias, out_q = _fc_case(rng, s_in, s_out, n_out, int(rng.integers(1, 64)))
         activation = ("NONE", "RELU")[case % 2]
@@ -613,7 +581,7 @@ def _fc_as_conv_model(x, x_q, w, w_scales, bias, out_q, activation="NONE"):
         "CONV_2D", {"x": (x.reshape(1, 1, n, depth), x_q)}, [1, 1, n, n_out], "int8", out_q,
         extra=(lambda b: b.tensor("w", (n_out, 1, 1, depth), "int8", scale=w_scales, zero_point=zeros,
                                   quantized_dimension=0, data=w.reshape(n_out, 1, 1, depth)),
-               lambda b: b.tensor("bias", bias.shape, bias.dtype, scale=np.float32(x_q.scale) * w_scales,
+               lambda b: b.tensor("bias", bias.shape, bias.dtype, scale=bias_scales(x_q, w_scales),
                                   zero_point=zeros, quantized_dimension=0, data=bias)),
         padding="VALID", stride=(1, 1), fused_activation=activation)
 
@@ -626,7 +594,7 @@ def test_litert_equals_tflm_on_int8_fully_connected_as_conv():
     for case in range(60):
         x, x_q, w, w_scales, bias = random_fc(rng, "int8", 64, 64, 9, 20000, np.int32)
         n_out = w.shape[0]
-        out_q = calibrated_quant(rng, dequantize(x, x_q) @ (w * w_scales.reshape(-1, 1)).T, "int8")
+        out_q = calibrated_quant(rng, fc_real(x, x_q, w, w_scales), "int8")
         activation = ("NONE", "RELU")[case % 2]
         expected = fully_connected(x, w, bias, x_q, w_scales, out_q, activation).reshape(1, 1, 64, n_out)
         model, inputs = _fc_as_conv_model(x, x_q, w, w_scales, bias, out_q, activation)
@@ -642,7 +610,7 @@ def test_litert_equals_tflm_on_int16_grid_scales(op):
     tally = Tally((f"{op} edgewave", "int16"))
     done = 0
     while done < 80:
-        a_q, b_q, out_q = (QuantParams(program.int16_scale(10 ** rng.uniform(-6, -2))) for _ in range(3))
+        a_q, b_q, out_q = (QuantParams(quantization.int16_scale(10 ** rng.uniform(-6, -2))) for _ in range(3))
         if rng.random() < 0.4:
             a_q = INT16_UNIT_OUTPUT
         if rng.random() < 0.4:
@@ -668,7 +636,7 @@ def test_litert_equals_tflm_on_int16_grid_transcendentals(op):
     x = np.arange(-32768, 32768, dtype=np.int16).reshape(1, -1)
     tally = Tally((f"{op} edgewave", "int16"))
     for e in range(-22, 1, 2):
-        x_q = QuantParams(program.C16 * 2.0**e)
+        x_q = QuantParams(quantization.C16 * 2.0**e)
         model, inputs = build(op, {"x": (x, x_q)}, x.shape, "int16", INT16_UNIT_OUTPUT)
         check_case(tally, model, inputs, kernel(x, x_q, INT16_UNIT_OUTPUT))
     assert tally.max_lsb == 0
@@ -683,13 +651,13 @@ def test_litert_equals_tflm_on_int8_scales_edgewave_accepts(op):
     everything = np.arange(-128, 128, dtype=np.int8)
     rejected = 0
     for _ in range(150 if op in ("TANH", "LOGISTIC") else 40):
-        candidates = program.scale_grid(10 ** rng.uniform(-2.5, -0.5), 1, 7)
+        candidates = quantization.scale_grid(10 ** rng.uniform(-2.5, -0.5), 1, 7)
         zp = int(rng.integers(-128, 128))
         if op in ("TANH", "LOGISTIC"):
             kind, kernel = op.lower(), (tanh if op == "TANH" else logistic)
             out_q = TANH_INT8_OUTPUT if op == "TANH" else LOGISTIC_INT8_OUTPUT
             for x_q in (QuantParams(s, zp) for s in candidates):
-                if program.int8_lut_agrees(kind, x_q):
+                if quantization.int8_lut_agrees(kind, x_q):
                     break
                 rejected += 1
             x = everything.reshape(1, -1)
@@ -698,7 +666,7 @@ def test_litert_equals_tflm_on_int8_scales_edgewave_accepts(op):
             continue
         qs = [random_act_quant(rng, "int8") for _ in range(2 if op == "MUL" else 1)]
         for out_q in (QuantParams(s, zp) for s in candidates):
-            if program.int8_rescale_agrees(op.lower(), qs, out_q):
+            if quantization.int8_rescale_agrees(op.lower(), qs, out_q):
                 break
             rejected += 1
         if op == "MUL":

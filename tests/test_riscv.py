@@ -8,14 +8,13 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgewave import ctools, signals
+from edgewave import ctools
 from edgewave.convert import pipeline
-from edgewave.emit import pipeline as emit_pipeline
 from edgewave.engine import Engine
 
 from conftest import SPEECH, examples, require, run_edgewave
 from strategies import specs
-from test_convert import SPEECH_X, random_graph
+from test_emit import emit_random_model, emit_with_recording
 
 TARGET = "riscv32"
 
@@ -42,13 +41,8 @@ def test_emit_target_riscv32_measures_on_qemu(convert_tiny, tmp_path):
 
 def test_riscv32_equals_the_engine_on_the_whole_recording(convert_tiny, tmp_path):
     require_riscv()
-    out = convert_tiny("int16x8")  # once: the whole recording through QEMU takes a while
-    manifest, prog, _ = pipeline.load(out)
-    emit_pipeline.emit(str(out), str(tmp_path / "c"), "speech", measure=False)
-    norm = signals.NormStats.from_dict(manifest["normalization"])
-    codes = pipeline.quantize_input(prog, (signals.load_signal(SPEECH).samples - norm.offset) / norm.scale)
+    prog, codes, srcs, incs = emit_with_recording(convert_tiny("int16x8"), tmp_path / "c")  # once: QEMU takes a while
     assert len(codes) >= 100_000
-    srcs, incs = emit_pipeline.c_sources(tmp_path / "c", "speech")
     elf, _ = ctools.build_cortex_m(TARGET, srcs, incs, tmp_path / TARGET)
     got, stats = ctools.run_qemu(TARGET, elf, codes, timeout=1200, out_dtype=prog.dtype)
     np.testing.assert_array_equal(got, Engine(prog).run_sequence(codes))
@@ -71,16 +65,7 @@ def test_simulate_backend_qemu_rv32(convert_tiny):
        precision=st.sampled_from(["int8", "int16x8"]))
 def test_random_architectures_riscv32_equals_engine(tmp_path_factory, spec_dict, seed, precision):
     require_riscv()
-    graph, _ = random_graph(spec_dict, seed)
-    x = SPEECH_X[30000:36000]
-    _, prog = pipeline.build(graph, x, precision)
-    manifest = {"receptive_field": graph.receptive_field, "normalization": {"offset": 0, "scale": 1}}
-    files, _ = emit_pipeline.render(manifest, prog, None, "rnd")  # no stream: the model's C and the runtime only
-    c_dir = tmp_path_factory.mktemp("rnd-rv32")
-    for rel, text in files.items():
-        (c_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        (c_dir / rel).write_text(text)
-    srcs, incs = emit_pipeline.c_sources(c_dir, "rnd")
+    prog, _, x, c_dir, srcs, incs = emit_random_model(tmp_path_factory, spec_dict, seed, precision, tflm=False)
     codes = pipeline.quantize_input(prog, x[:1000])
     elf, _ = ctools.build_cortex_m(TARGET, srcs, incs, c_dir / "build")
     got, _ = ctools.run_qemu(TARGET, elf, codes, timeout=300, out_dtype=prog.dtype)

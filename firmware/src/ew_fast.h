@@ -139,6 +139,20 @@ EW_INLINE int32_t ew_logistic16_v(int32_t v, const int32_t *tbl)
  * leaves w at the constants. */
 #if defined(EW_ARM_DSP) && defined(__thumb2__)
 #define EW_DOT_ASM 1
+/* Two input pairs of the four outputs: one LDRD of x (x0x1, then x2x3) and, per pair, one LDM of the four
+ * weight words and four SMLAD (16 MACs). The head (n_pairs 2 mod 4) runs it once, the loop twice. */
+#define EW_DOT4_TWO_PAIRS_ASM_                                                                 \
+    "ldrd r12, lr, [%[xp]], #8\n\t"                                                            \
+    "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                                     \
+    "smlad %[a0], r12, r8, %[a0]\n\t"                                                          \
+    "smlad %[a1], r12, r9, %[a1]\n\t"                                                          \
+    "smlad %[a2], r12, r10, %[a2]\n\t"                                                         \
+    "smlad %[a3], r12, r11, %[a3]\n\t"                                                         \
+    "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                                     \
+    "smlad %[a0], lr, r8, %[a0]\n\t"                                                           \
+    "smlad %[a1], lr, r9, %[a1]\n\t"                                                           \
+    "smlad %[a2], lr, r10, %[a2]\n\t"                                                          \
+    "smlad %[a3], lr, r11, %[a3]\n\t"
 /* The loop needs 13 registers; with that many clobbers GCC's allocator gives up
  * ("impossible constraints") in some inlining contexts and with some flags (an FPU,
  * -O0). So the operands sit in fixed registers r0-r6 and the block saves the five it
@@ -159,42 +173,12 @@ EW_INLINE int32_t ew_logistic16_v(int32_t v, const int32_t *tbl)
             "push {r8, r9, r10, r11, lr}\n\t"                                                  \
             "lsrs %[n], %[n], #2\n\t"                                                          \
             "bcc 2f\n\t"                                                                       \
-            "ldrd r12, lr, [%[xp]], #8\n\t"                                                    \
-            "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                             \
-            "smlad %[a0], r12, r8, %[a0]\n\t"                                                  \
-            "smlad %[a1], r12, r9, %[a1]\n\t"                                                  \
-            "smlad %[a2], r12, r10, %[a2]\n\t"                                                 \
-            "smlad %[a3], r12, r11, %[a3]\n\t"                                                 \
-            "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                             \
-            "smlad %[a0], lr, r8, %[a0]\n\t"                                                   \
-            "smlad %[a1], lr, r9, %[a1]\n\t"                                                   \
-            "smlad %[a2], lr, r10, %[a2]\n\t"                                                  \
-            "smlad %[a3], lr, r11, %[a3]\n\t"                                                  \
+            EW_DOT4_TWO_PAIRS_ASM_                                                             \
             "2:\n\t"                                                                           \
             "beq 3f\n\t"                                                                       \
             "1:\n\t"                                                                           \
-            "ldrd r12, lr, [%[xp]], #8\n\t"                                                    \
-            "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                             \
-            "smlad %[a0], r12, r8, %[a0]\n\t"                                                  \
-            "smlad %[a1], r12, r9, %[a1]\n\t"                                                  \
-            "smlad %[a2], r12, r10, %[a2]\n\t"                                                 \
-            "smlad %[a3], r12, r11, %[a3]\n\t"                                                 \
-            "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                             \
-            "smlad %[a0], lr, r8, %[a0]\n\t"                                                   \
-            "smlad %[a1], lr, r9, %[a1]\n\t"                                                   \
-            "smlad %[a2], lr, r10, %[a2]\n\t"                                                  \
-            "smlad %[a3], lr, r11, %[a3]\n\t"                                                  \
-            "ldrd r12, lr, [%[xp]], #8\n\t"                                                    \
-            "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                             \
-            "smlad %[a0], r12, r8, %[a0]\n\t"                                                  \
-            "smlad %[a1], r12, r9, %[a1]\n\t"                                                  \
-            "smlad %[a2], r12, r10, %[a2]\n\t"                                                 \
-            "smlad %[a3], r12, r11, %[a3]\n\t"                                                 \
-            "ldmia %[wp]!, {r8, r9, r10, r11}\n\t"                                             \
-            "smlad %[a0], lr, r8, %[a0]\n\t"                                                   \
-            "smlad %[a1], lr, r9, %[a1]\n\t"                                                   \
-            "smlad %[a2], lr, r10, %[a2]\n\t"                                                  \
-            "smlad %[a3], lr, r11, %[a3]\n\t"                                                  \
+            EW_DOT4_TWO_PAIRS_ASM_                                                             \
+            EW_DOT4_TWO_PAIRS_ASM_                                                             \
             "subs %[n], %[n], #1\n\t"                                                          \
             "bne 1b\n\t"                                                                       \
             "3:\n\t"                                                                           \

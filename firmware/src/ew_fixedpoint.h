@@ -2,6 +2,11 @@
  * ew_fixedpoint.h - internal: gemmlowp / TFLite fixed-point primitives and the
  * per-element arithmetic shared by the _s8 and _s16 kernels.
  *
+ * The loops stay one per file and type, as in CMSIS-NN (arm_*_s8.c, arm_*_s16.c): C has no
+ * generic int8_t / int16_t loop short of a body-generating macro, and reading an array of
+ * int16_t pointers through void pointers would break the aliasing rules. What the _s8 and
+ * _s16 loops share is this file.
+ *
  * Mirrors edgewave/integer/fixedpoint.py, which mirrors tensorflow/tflite-micro
  * (kernels/internal/common.h: MultiplyByQuantizedMultiplier, double rounding as
  * TFLM builds without TFLITE_SINGLE_ROUNDING) and google/gemmlowp
@@ -106,5 +111,40 @@ static inline int32_t ew_average(int32_t acc, int32_t n)
 
 /* TFLite's sigmoid table (ew_sigmoid_table.c). */
 extern const uint16_t ew_sigmoid_table_u16[256];
+
+/* int16 TANH and LOGISTIC (TFLM reference_integer_ops, int16 overloads), one loop for both:
+ * v = (x * input_multiplier + rounding) >> input_left_shift (the product and sum wrap like
+ * TFLM's int32), the table interpolated linearly at |v| read with `frac` fraction bits
+ * (`saturated` from the last entry on), then, with round = 2^(out_shift - 1),
+ * result - centre + round for v >= 0 and mirror - result + round - 1 for v < 0, >> out_shift.
+ * The two kernels differ only in these constants (ew_tanh_s16.c, ew_logistic_s16.c). */
+static inline void ew_sigmoid_s16(const int16_t *x, int32_t n, const ew_transcendental_params *p, int16_t *out,
+                                  int32_t frac, int32_t saturated, int32_t centre, int32_t mirror, int32_t out_shift)
+{
+    const int32_t left_shift = p->input_left_shift;
+    const uint32_t rounding = left_shift > 0 ? (uint32_t)1 << (left_shift - 1) : 0u;
+    const uint32_t frac_mask = ((uint32_t)1 << frac) - 1u;
+    const int32_t round = 1 << (out_shift - 1);
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t v = (int32_t)((uint32_t)x[i] * (uint32_t)p->input_multiplier + rounding) >> left_shift;
+        const uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+        const uint32_t h = a >> frac;
+        int32_t result;
+        if (h >= 255u) {
+            result = saturated;
+        } else {
+            const int32_t ua = ew_sigmoid_table_u16[h];
+            const int32_t ub = ew_sigmoid_table_u16[h + 1u];
+            result = (ua << frac) + (int32_t)(a & frac_mask) * (ub - ua);
+        }
+        if (v >= 0) {
+            result = result - centre + round;
+        } else {
+            result = mirror - result + round - 1;
+        }
+        out[i] = (int16_t)(result >> out_shift);
+    }
+}
 
 #endif /* EW_FIXEDPOINT_H */

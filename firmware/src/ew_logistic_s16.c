@@ -9,26 +9,6 @@ void ew_logistic_s16(const int16_t *x, int32_t n, const ew_transcendental_params
 {
     assert(n >= 0 && p != NULL && (n == 0 || (x != NULL && out != NULL)));
     assert(p->input_left_shift >= 0 && p->input_left_shift <= 31);
-    const int32_t left_shift = p->input_left_shift;
-    const uint32_t rounding = left_shift > 0 ? (uint32_t)1 << (left_shift - 1) : 0u;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        const int32_t v = (int32_t)((uint32_t)x[i] * (uint32_t)p->input_multiplier + rounding) >> left_shift;
-        const uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
-        const uint32_t h = a >> 9;
-        int32_t result;
-        if (h >= 255u) {
-            result = 0x7FFF << 10;
-        } else {
-            const int32_t ua = ew_sigmoid_table_u16[h];
-            const int32_t ub = ew_sigmoid_table_u16[h + 1u];
-            result = (ua << 9) + (int32_t)(a & 0x1FFu) * (ub - ua);
-        }
-        if (v >= 0) {
-            result = result + (1 << 9);
-        } else {
-            result = (1 << 25) - result + (1 << 9) - 1;
-        }
-        out[i] = (int16_t)(result >> 10);
-    }
+    /* 9 fraction bits per table step; sigmoid(v) = 1 - sigmoid(-v): mirrored around 1 (2^25) for v < 0 */
+    ew_sigmoid_s16(x, n, p, out, 9, 0x7FFF << 10, 0, 1 << 25, 10);
 }
