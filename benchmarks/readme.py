@@ -207,7 +207,24 @@ def tflm_m4(res) -> str:
     return "\n".join(lines)
 
 
-RENDER = {"headline": headline, "precision": precision, "speed": speed, "bundled": bundled,
+def cost_model(res) -> str:
+    t = res["tables"].get("11")
+    if t is None:
+        return "Not measured by the `make bench` run that wrote `benchmarks/results.json`: its table 11 was not run.\n"
+    lines = ["| core | held-out error, int16x8 (median / max) | int8 (median / max) |", "|---|---|---|"]
+    for core, by in t["summary"].items():
+        cells = [f"{by[p]['held_out_median_abs_error_pct']:.1f} % / {by[p]['held_out_max_error_pct']:.1f} %"
+                 for p in ("int16x8", "int8")]
+        lines.append(f"| {core} | {cells[0]} | {cells[1]} |")
+    med = t["m4_random_median_instructions_per_mac"]
+    lines += ["", f"Fitted on {len(t['fit_set'])} models, checked on {len(t['test_set'])} random architectures it "
+                  f"never saw ({res.get('later_runs', {}).get('11', {}).get('date', res['date'])[:10]}). On those "
+                  f"random architectures the Cortex-M4 DSP path takes a median of {med['int16x8']:.2f} (int16x8) and "
+                  f"{med['int8']:.2f} (int8) instructions per MAC.", ""]
+    return "\n".join(lines)
+
+
+RENDER = {"headline": headline, "cost-model": cost_model, "precision": precision, "speed": speed, "bundled": bundled,
           "real-speech": real_speech, "concealment": concealment, "anomaly": anomaly, "tflm-m4": tflm_m4}
 
 

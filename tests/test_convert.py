@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from edgewave import signals
 from edgewave import spec as spec_mod
-from edgewave.convert import export, pipeline, program
-from edgewave.convert.pipeline import dequantize_output, quantize_input
+from edgewave.convert import export, lowering, pipeline
+from edgewave.convert.pipeline import quantize_input
 from edgewave.engine import Engine
 from edgewave.frontend.build import build_model, get_weights
 from edgewave.runners import KerasRunner, LiteRTStream, TFLMStream, run_full
@@ -63,7 +63,7 @@ def integer_only(model_bytes):
 
 
 def check_all_runtimes(graph, model, x, precision, input_stage="int16"):
-    rings = max(program.lower(graph).ring_lengths().values(), default=0)
+    rings = max(lowering.lower(graph).ring_lengths().values(), default=0)
     n = min(len(x), rings + 160)
     x = x[:n]
     fprog, prog = pipeline.build(graph, x, precision, input_stage)
@@ -110,7 +110,7 @@ def test_random_architectures_agree_everywhere(precision, spec_dict, seed, offse
     diff = check_all_runtimes(graph, model, SPEECH_X[offset:], precision)
     if precision != "float32":
         LITERT_VS_TFLM[precision].append(diff)
-        # program.quantize picks scales on which LiteRT's reference kernels compute TFLM's integers
+        # quantization.quantize picks scales on which LiteRT's reference kernels compute TFLM's integers
         assert diff == 0, f"LiteRT(BUILTIN_REF) differs from TFLM by {diff} LSB"
 
 
@@ -155,14 +155,14 @@ def test_linear_lift_folds_into_the_layers_reading_it():
                        {"type": "conv", "filters": 5, "kernel": 3, "dilation": 2, "activation": "tanh"},
                        {"type": "dense", "units": 1}]}
     graph, model = random_graph(spec, 4)
-    fprog = program.lower(graph)
+    fprog = lowering.lower(graph)
     assert {n for n, _ in fprog.ops[0].inputs} == {graph.input_name} and len(fprog.ops[0].inputs) == 3
-    assert sum(op.weights.size for op in fprog.ops if op.kind == "fc") == program.runtime_macs(graph)
-    assert program.runtime_macs(graph) == 3 * 5 + 5 + 1 < graph.macs_per_sample()  # (the spec adds a 1x1 head)
+    assert sum(op.weights.size for op in fprog.ops if op.kind == "fc") == lowering.runtime_macs(graph)
+    assert lowering.runtime_macs(graph) == 3 * 5 + 5 + 1 < graph.macs_per_sample()  # (the spec adds a 1x1 head)
     for precision in ("float32", "int16x8", "int8"):
         assert check_all_runtimes(graph, model, SPEECH_X[3000:], precision) == 0
     spec["layers"][0]["bias"] = True
-    assert program.runtime_macs(random_graph(spec, 4)[0]) == graph.macs_per_sample()
+    assert lowering.runtime_macs(random_graph(spec, 4)[0]) == graph.macs_per_sample()
 
 
 @pytest.mark.parametrize("precision", ["int8", "int16x8"])
@@ -185,7 +185,7 @@ def test_report_litert_vs_tflm_on_random_architectures():
 
     LiteRT's reference kernels round differently from TFLM's on general scales (FULLY_CONNECTED in
     floating point, float32 MUL/RELU multipliers, float int8 TANH/LOGISTIC tables; see
-    test_integer_kernels); program.quantize chooses scales where they agree."""
+    test_integer_kernels); quantization.quantize chooses scales where they agree."""
     for precision, cases in (("int8", ARCH_CASES), ("int16x8", ARCH_CASES),
                              ("int8 --int8-input int8", PLAIN_INT8_CASES)):
         if len(LITERT_VS_TFLM[precision]) < cases:
@@ -263,7 +263,7 @@ def test_plain_keras_dilated_model_runs_identically_in_tflm_and_litert(tmp_path,
     # TFLM no longer miscomputes the dilated convs (it was off by up to 214 LSB via SPACE_TO_BATCH_ND).
     # LiteRT's reference FULLY_CONNECTED requantizes in floating point, TFLM with integer multipliers
     # (test_integer_kernels); on general scales that put them 4 (int8) / 6 (int16x8) LSB apart here.
-    # program.quantize picks scales and weights on which both compute the same integers.
+    # quantization.quantize picks scales and weights on which both compute the same integers.
     assert r["litert_ref_vs_tflm_max_lsb"] == 0 and r["litert_ref_vs_tflm_differing"] == 0
 
 

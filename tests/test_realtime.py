@@ -7,22 +7,38 @@ import pytest
 from conftest import assert_one_line_error, run_edgewave
 from edgewave import realtime
 from edgewave import spec as spec_mod
-from edgewave.convert import program
+from edgewave.convert import lowering
 
 
-def test_fit_reproduces_its_measurements():
+def test_fit_recovers_non_negative_per_op_costs():
     rng = np.random.default_rng(5)
-    per_mac, per_value = rng.uniform(0.3, 3), rng.uniform(5, 60)
-    pts = [(m, v, per_mac * m + per_value * v) for m, v in ((5000, 400), (20000, 800), (9000, 700))]
-    got = realtime.fit(pts)
-    assert got["per_mac"] == pytest.approx(per_mac) and got["per_value"] == pytest.approx(per_value)
-    assert realtime.fit(pts[:1]) == {"per_mac": pytest.approx(pts[0][2] / 5000), "per_value": 0.0}
+    truth = {k: (0.0 if i % 4 == 3 else float(rng.uniform(0.2, 40))) for i, k in enumerate(realtime.FEATURES)}
+    rows = []
+    for _ in range(30):
+        count = {k: int(rng.integers(0, 5000)) for k in realtime.FEATURES}
+        count["step"] = 1
+        rows.append((count, realtime.predict(count, truth)))
+    got = realtime.fit(rows)
+    assert got == pytest.approx(truth, abs=1e-6) and min(got.values()) >= 0
+
+
+def test_features_count_what_the_lowered_program_computes():
+    graph = spec_mod.to_graph(spec_mod.default())
+    count = realtime.features(graph)
+    prog = lowering.lower_structure(graph)
+    fcs = [op for op in prog.ops if op.kind == "fc"]
+    assert count["mac"] == lowering.runtime_macs(graph) == sum(op.weights.size for op in fcs)
+    assert count["fc_call"] == len(fcs) and count["fc_output"] == sum(op.weights.shape[0] for op in fcs)
+    assert count["lut_value"] == 8 * 12  # 4 gated units, a tanh and a sigmoid of 12 channels each
+    assert count["mul_value"] == 4 * 12 and count["add_value"] == 3 * 12  # gates; residual sums
+    assert count["step"] == 1 and count["pool_tap"] == 0
 
 
 def test_estimate_scales_with_clock_and_rate():
     graph = spec_mod.to_graph(spec_mod.default())
-    costs = {"costs": {"cortex-m4": {"int8": {"per_mac": 1.0, "per_value": 10.0}}}}
-    want = program.runtime_macs(graph) + 10 * graph.values_per_sample()  # the MACs the lowered program runs
+    costs = {"costs": {"cortex-m4": {"int8": {"mac": 1.0, "lut_value": 10.0}}}}
+    count = realtime.features(graph)
+    want = count["mac"] + 10 * count["lut_value"]
     fast = realtime.estimate(graph, "cortex-m4", "int8", want * 16000 * 1.01, 16000, costs)
     slow = realtime.estimate(graph, "cortex-m4", "int8", want * 16000 * 0.99, 16000, costs)
     assert fast["instructions_per_sample"] == round(want)
@@ -32,12 +48,14 @@ def test_estimate_scales_with_clock_and_rate():
         realtime.estimate(graph, "cortex-m7", "int8", 1e8, 16000, costs)
 
 
-def test_packaged_cost_model_covers_every_target():
-    costs = realtime.load_costs()["costs"]
+def test_packaged_cost_model_covers_every_target_with_its_held_out_error():
+    doc = realtime.load_costs()
+    assert doc["features"] == list(realtime.FEATURES)
     for target in realtime.TARGETS:
         for precision in realtime.PRECISIONS:
-            c = costs[target][precision]
-            assert c["per_mac"] > 0 and c["per_value"] >= 0
+            c = doc["costs"][target][precision]
+            assert set(c) == set(realtime.FEATURES) and min(c.values()) >= 0 and c["mac"] > 0
+            assert doc["held_out_max_error_pct"][target][precision] >= 0
 
 
 def test_info_target_cli(tmp_path):

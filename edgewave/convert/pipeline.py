@@ -16,7 +16,8 @@ from ..metrics import prediction_gain_db
 from ..runners import EngineRunner, LiteRTStream, TFLMStream, run_full
 from ..tflite import check_model_bytes, read_model
 from ..train import to_value
-from . import calibrate, export, program
+from . import calibrate, export, lowering, quantization
+from ..program import from_files, to_files
 
 MANIFEST = "manifest.json"
 FORBIDDEN_OPS = {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
@@ -42,12 +43,12 @@ def load_input(model_path: str, data: str, channel: int | None):
 
 def build(graph, x_cal: np.ndarray, precision: str, input_stage: str = "int16"):
     """(float program, program at `precision`). int8 keeps its input stage at 16 bits unless
-    `input_stage` is "int8" (program.widen_input_stage)."""
-    fprog = program.lower(graph)
+    `input_stage` is "int8" (quantization.widen_input_stage)."""
+    fprog = lowering.lower(graph)
     if precision == "float32":
         return fprog, fprog
-    src = program.widen_input_stage(fprog) if precision == "int8" and input_stage == "int16" else fprog
-    return fprog, program.quantize(src, calibrate.ranges(src, x_cal, precision), precision)
+    src = quantization.widen_input_stage(fprog) if precision == "int8" and input_stage == "int16" else fprog
+    return fprog, quantization.quantize(src, calibrate.ranges(src, x_cal, precision), precision)
 
 
 def quantize_input(prog, x: np.ndarray) -> np.ndarray:
@@ -135,7 +136,7 @@ def convert(model_path: str, data: str, precision: str, out: str, *, window: int
         "model_stream_bytes": len(stream),
         "model_full_bytes": len(full),
     }
-    doc, arrays = program.to_files(prog)
+    doc, arrays = to_files(prog)
     manifest = {
         **report,
         "normalization": norm.to_dict(),
@@ -247,7 +248,7 @@ def _program(manifest: dict, npz: bytes, path: Path):
     """The program from the manifest and program.npz; anything missing or malformed is a UserError."""
     try:
         with np.load(io.BytesIO(npz)) as arrays:
-            prog = program.from_files(manifest["program"], arrays)
+            prog = from_files(manifest["program"], arrays)
         # what every consumer relies on: a known precision, ops reading only the input and earlier outputs
         prog.dtype  # noqa: B018 (KeyError for an unknown precision)
         for t in prog.tensors.values():
@@ -276,7 +277,7 @@ OP_KINDS = ("fc", "tanh", "logistic", "relu", "requant", "add", "mul", "concat",
 
 
 def _check_fc_arrays(prog, op) -> None:
-    """A fully-connected op's arrays in program.npz: the shapes and dtypes program.quantize writes."""
+    """A fully-connected op's arrays in program.npz: the shapes and dtypes quantization.quantize writes."""
     n_out, depth = prog.tensors[op.output].channels, sum(prog.tensors[n].channels for n, _ in op.inputs)
     want = {"weights": ((n_out, depth), np.int8 if prog.quantized else np.float32)}
     if prog.quantized:
