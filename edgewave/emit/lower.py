@@ -104,7 +104,7 @@ def _prepared_elementwise(p: Plan, prog: Program, i: int, op) -> dict | None:
         prep = pack.prep_add(prog, op)
         if prep is None:
             return None
-        st = _struct(p, f"op{i}_addq", "ew_addq", [(k, prep[k]) for k in ("a", "b", "mode", "m2", "add", "shift",
+        st = _struct(p, f"op{i}_addq", "ew_addq", [(k, prep[k]) for k in ("a", "b", "mode", "mult_x2", "add", "shift",
                                                                              "act_min", "act_max")])
         return {"macro": "binary", "fn": "addq", "sfx": sfx, "params": st}
     if op.kind == "mul":
@@ -158,12 +158,12 @@ def _prepared_fc(p: Plan, prog: Program, f: FusedOp) -> dict:
     if f.kind == "gate":
         luts = [table(k, "int16_t", k.replace("_", "")) for k in ("lut_a", "lut_b")]
         _struct(p, call["params"], "ew_gateq", head + [("a_mult", pr.get("a_mult", 0)), ("b_mult", pr.get("b_mult", 0))]
-                + luts + [(k, pr[k]) for k in ("m2", "add", "shift")])
+                + luts + [(k, pr[k]) for k in ("rq_mult", "add", "shift")])
         return {**call, "macro": "gateq", "order": pr["order"]}
     luts = [table(k, "int32_t", k) for k in ("lut_f", "lut_o")]
     _struct(p, call["params"], "ew_addfcq", head + [("fc_min", pr["fc_min"]), ("fc_max", pr["fc_max"]),
                                                    ("f", [int(x) for x in pr["f"]]), ("o", [int(x) for x in pr["o"]])]
-            + luts + [(k, pr[k]) for k in ("m2", "add", "shift", "act_min", "act_max")])
+            + luts + [(k, pr[k]) for k in ("rq_mult", "add", "shift", "act_min", "act_max")])
     return {**call, "macro": "addfcq", "other": (p.storage[f.other[0]], f.other[1]),
             "also": p.storage[f.also] if f.also else None}
 

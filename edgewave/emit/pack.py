@@ -31,7 +31,7 @@ def wrap32(v: int) -> int:
 
 
 def rq_form(mult: int, shift: int, zp: int, xmax: int) -> tuple[int, int, int, int] | None:
-    """(m2, add, neg, shift) of ew_rq for MBQM(x, mult, shift) + zp with |x| <= xmax, or None
+    """(mult_x2, add, neg, shift) of ew_rq for MBQM(x, mult, shift) + zp with |x| <= xmax, or None
     when the single-multiply form is not provably exact (left shifts, zero multiplier, overflow)."""
     mult, shift = int(mult), int(shift)
     if not (1 << 30) <= mult < (1 << 31) or shift > 0 or shift < -31:
@@ -227,7 +227,7 @@ def prep_gate(prog: Program, fa, pa, fb, pb, mul, inputs) -> dict | None:
         rows += [fa.weights[i] if i is not None else None for i in idx] + [fb.weights[i] if i is not None else None for i in idx]
         chan += [ca[1][i] if i is not None else None for i in idx] + [cb[1][i] if i is not None else None for i in idx]
     words = weight_stream(rows, chan, depth, n_pairs, int8)
-    return {"words": words, "n_out": n_out, "n_pairs": n_pairs, "m2": rq[0], "add": rq[1],
+    return {"words": words, "n_out": n_out, "n_pairs": n_pairs, "rq_mult": rq[0], "add": rq[1],
             "shift": rq[3], "order": (fa, pa, fb, pb), **fields}
 
 
@@ -307,7 +307,7 @@ def prep_fcadd(prog: Program, fc, add, side: int, inputs) -> dict | None:
     if int8:  # the doubled sum takes the multiplier itself (as rq8 in ew_fcq.c)
         ro = (ap.mult_out, *ro[1:])
     return {**_in_order(fc, chan, int8), "mode": mode,
-            "fc_min": params.act_min, "fc_max": params.act_max, "m2": ro[0], "add": ro[1],
+            "fc_min": params.act_min, "fc_max": params.act_max, "rq_mult": ro[0], "add": ro[1],
             "shift": ro[3], "act_min": ap.act_min, "act_max": ap.act_max, **fields}
 
 
@@ -341,7 +341,7 @@ def prep_add(prog: Program, op) -> dict | None:
                     a, b = (fixed, b) if r == 0 else (a, fixed)
                     mode = m
                 break
-    return {"a": a, "b": b, "mode": mode, "m2": ro[0], "add": ro[1], "shift": ro[3],
+    return {"a": a, "b": b, "mode": mode, "mult_x2": ro[0], "add": ro[1], "shift": ro[3],
             "act_min": ap.act_min, "act_max": ap.act_max}
 
 

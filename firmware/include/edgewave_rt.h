@@ -188,14 +188,14 @@ void ew_concat_s16(const int16_t *const *srcs, const int32_t *lens, int32_t n_sr
  * Requantization (ew_rq): TFLM's double-rounding MultiplyByQuantizedMultiplier
  * (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT by e = -shift >= 0)
  * plus the output zero point is, for mult in [2^30, 2^31),
- *     y = hi32(x * m2 + 2^31 + a * 2^32) >> e,   a = add + x + (x < 0 ? neg : 0)
- * with m2 = 2*mult - 2^32 (so x * m2 + x * 2^32 = 2 * x * mult), add = 2^(e-1) +
+ *     y = hi32(x * mult_x2 + 2^31 + a * 2^32) >> e,   a = add + x + (x < 0 ? neg : 0)
+ * with mult_x2 = 2*mult - 2^32 (so x * mult_x2 + x * 2^32 = 2 * x * mult), add = 2^(e-1) +
  * zp_out * 2^e (zp_out for e = 0) and neg = -1 for e >= 1 (the round-half-away-from-
  * zero correction of RoundingDivideByPOT for negative values), 0 for e = 0; the
  * high word is SMMLAR on Armv7E-M / Armv8-M. Exact whenever the result fits int32
  * (plan.py checks |add| + max|x| * mult / 2^31 < 2^31 - 4 before using it). */
 typedef struct {
-    int32_t m2;
+    int32_t mult_x2; /* 2 * mult - 2^32: twice the multiplier, wrapped to int32 */
     int32_t add;
     int32_t neg;
     int32_t shift;
@@ -264,13 +264,13 @@ typedef struct {
  * MUL(f, g), in one pass. Each group of four outputs is (a[c], a[c+1], b[c], b[c+1]) of
  * the two fully-connected layers (laid out as above), and yields out[c], out[c+1]: both
  * requantized and clamped to the full range (their fused activation must be NONE), a
- * through f and b through g, multiplied and requantized by (m2, add, shift) (ew_rq, neg
+ * through f and b through g, multiplied and requantized by (rq_mult, add, shift) (ew_rq, neg
  * -1, MUL's zp_out folded in), clamped to the full range (MUL without activation).
  * int16: f and g are TANH / LOGISTIC (``mode`` EW_GATE_*) with their table input scaling
  * (as t_mult of ew_fcq, t_shift 16); int8: ``lut_a`` / ``lut_b`` (256 entries, index y + 128)
  * give 2 (f(y) - zp_a) and g(y) - zp_b, the MUL's inputs less their zero points, the first
- * doubled so that (m2, add, shift) take the doubled form of the int8 requantization above
- * (m2 is then the multiplier itself). */
+ * doubled so that (rq_mult, add, shift) take the doubled form of the int8 requantization above
+ * (rq_mult is then the multiplier itself; int16: ew_rq's mult_x2). */
 enum {
     EW_GATE_TANH_LOGISTIC = 0,
     EW_GATE_TANH_TANH = 1,
@@ -286,7 +286,7 @@ typedef struct {
     int32_t b_mult;
     const int16_t *lut_a;
     const int16_t *lut_b;
-    int32_t m2;
+    int32_t rq_mult; /* int16: 2 * mult - 2^32 (ew_rq's mult_x2); int8: mult */
     int32_t add;
     int32_t shift;
 } ew_gateq;
@@ -310,7 +310,7 @@ typedef struct {
 /* FULLY_CONNECTED whose only reader is an ADD with another vector: out[o] = ADD(y[o],
  * other[o]) with y the fully-connected output (requantized as in ew_fcq, clamped to
  * [fc_min, fc_max]); each input of the ADD is rescaled (ew_addin), the sum is rescaled
- * by (m2, add, shift) (ew_rq, neg -1, zp_out folded in) and clamped to [act_min, act_max].
+ * by (rq_mult, add, shift) (ew_rq, neg -1, zp_out folded in) and clamped to [act_min, act_max].
  * int16 (zero points 0): ``f`` and ``o`` rescale y and other; ``mode`` EW_ADDFC_HALVE_O:
  * f has e >= 1, o is an exact halving, both clamps are the full type range;
  * EW_ADDFC_HALVE_F: the same with f and o swapped; EW_ADDFC_ANY: anything.
@@ -319,8 +319,8 @@ typedef struct {
  * an exact halving, (other - o.zp) << 19, whose -(o.zp << 19) is folded into lut_f, and
  * the output clamp is the full range; EW_ADDFC_ANY: the rescaled other comes from
  * ``lut_o``, clamped to [act_min, act_max]. Both tables and the halving are doubled, and
- * (m2, add, shift) take the doubled sum as the int8 requantization above does (m2 is
- * then the multiplier itself). */
+ * (rq_mult, add, shift) take the doubled sum as the int8 requantization above does (rq_mult
+ * is then the multiplier itself; int16: ew_rq's mult_x2). */
 enum {
     EW_ADDFC_HALVE_O = 0,
     EW_ADDFC_HALVE_F = 1,
@@ -338,7 +338,7 @@ typedef struct {
     ew_addin o;
     const int32_t *lut_f;
     const int32_t *lut_o;
-    int32_t m2;
+    int32_t rq_mult; /* int16: 2 * mult - 2^32 (ew_rq's mult_x2); int8: mult */
     int32_t add;
     int32_t shift;
     int32_t act_min;
@@ -408,7 +408,7 @@ static inline void ew_widen4_s8(int32_t *dst, const int8_t *src)
 }
 
 
-/* Prepared ADD: each input rescaled as an ew_addin, summed, rescaled by (m2, add, shift)
+/* Prepared ADD: each input rescaled as an ew_addin, summed, rescaled by (mult_x2, add, shift)
  * (ew_rq, neg -1, zp_out folded in), clamped to [act_min, act_max]. ``mode``
  * EW_ADDQ_HALVE_B: b is an exact halving and a has e >= 1, the clamp is the full range
  * (int8: b's -(b.zp << 19) is folded into a.c); EW_ADDQ_HALVE_A: the same with a and b
@@ -423,7 +423,7 @@ typedef struct {
     ew_addin a;
     ew_addin b;
     int32_t mode;
-    int32_t m2;
+    int32_t mult_x2; /* as in ew_rq */
     int32_t add;
     int32_t shift;
     int32_t act_min;

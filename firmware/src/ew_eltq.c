@@ -29,7 +29,7 @@ EW_INLINE int32_t addin_e(int32_t d, const int sh, int32_t mult, int32_t c, int3
 
 /* ZP: subtract zero points (int8; int16 has none). SH: left_shift + 1. */
 #define EW_ADDQ_BODY(T, BITS, SH, ZP)                                                                      \
-    const int32_t m2 = p->m2, add = p->add, sh = p->shift;                                                 \
+    const int32_t m2 = p->mult_x2, add = p->add, sh = p->shift;                                            \
     int32_t i;                                                                                             \
     assert(n >= 0 && (n == 0 || (a != NULL && b != NULL && out != NULL)));                                 \
     assert(p->mode >= EW_ADDQ_HALVE_B && p->mode <= EW_ADDQ_ANY);                                          \

@@ -78,7 +78,7 @@ static inline int32_t ew_sign(int32_t x) { return x >> 31; }
 static inline int32_t ew_rq_apply(int32_t x, const ew_rq *q)
 {
     const uint32_t a = (uint32_t)q->add + (uint32_t)x + (uint32_t)(ew_sign(x) & q->neg);
-    return ew_smmlar(x, q->m2, (int32_t)a) >> q->shift;
+    return ew_smmlar(x, q->mult_x2, (int32_t)a) >> q->shift;
 }
 
 /* The same with neg = -1 (e >= 1). */

@@ -294,7 +294,7 @@ EW_INLINE void gateq_s16(const int16_t *x, const ew_gateq *p, int16_t *out, cons
     const int32_t *w = p->w;
     const int32_t n_pairs = p->n_pairs;
     const int32_t am = p->a_mult, bm = p->b_mult;
-    const int32_t m2 = p->m2, add = p->add, sh = p->shift;
+    const int32_t m2 = p->rq_mult, add = p->add, sh = p->shift;
     const int la = mode == EW_GATE_LOGISTIC_LOGISTIC, lb = mode != EW_GATE_TANH_TANH;
     const int32_t *tbl = EW_TANH16_TABLE;
     int32_t left;
@@ -364,7 +364,7 @@ EW_INLINE int32_t add16(int32_t y, int32_t other, const ew_addfcq *p, const int 
     } else {
         s = (int32_t)((uint32_t)addin16(y, &p->f) + (uint32_t)addin16(other, &p->o));
     }
-    s = ew_rq_apply_neg(s, p->m2, p->add, p->shift);
+    s = ew_rq_apply_neg(s, p->rq_mult, p->add, p->shift);
     return mode == EW_ADDFC_ANY ? ew_clamp_fast(s, p->act_min, p->act_max) : EW_SSAT(s, 16);
 }
 
@@ -482,7 +482,7 @@ void ew_addfcq_y_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other,
 /* int8 requantization of a doubled accumulator (plan.py doubles the weights and the bias,
  * which it checks keeps |acc| < 2^31): with x2 = 2 * acc, TFLM's MultiplyByQuantizedMultiplier
  * plus zp_out is hi32(x2 * mult + 2^31 + (add + (x2 < 0 ? -1 : 0)) * 2^32) >> shift, the
- * ew_rq form with the doubling done by the multiply-accumulates instead of the m2 trick:
+ * ew_rq form with the doubling done by the multiply-accumulates instead of the mult_x2 trick:
  * one instruction less per output. int8 groups end with (mult, add, shift) per output;
  * k is a literal (the LDRD offset is an immediate). */
 #define RQ8(acc2, w, k, y)                                                   \
@@ -557,7 +557,7 @@ void ew_gateq_s8(const int32_t *xw, const ew_gateq *p, int8_t *out)
     const int32_t *w = p->w;
     const int32_t n_pairs = p->n_pairs;
     const int16_t *la = p->lut_a + 128, *lb = p->lut_b + 128;
-    const int32_t m = p->m2, add = p->add, sh = p->shift;
+    const int32_t m = p->rq_mult, add = p->add, sh = p->shift;
     int32_t left;
     for (left = p->n_out; left > 0; left -= 2) {
         int32_t a0, a1, b0, b1, ya, yb;
@@ -585,10 +585,10 @@ EW_INLINE int32_t add8(int32_t y, int32_t other, const ew_addfcq *p, const int32
     int32_t s;
     if (mode == EW_ADDFC_HALVE_O) {
         s = (int32_t)((uint32_t)lf[y] + ((uint32_t)other << 20));
-        return EW_SSAT(ew_smmlar(s, p->m2, p->add + ew_sign(s)) >> p->shift, 8);
+        return EW_SSAT(ew_smmlar(s, p->rq_mult, p->add + ew_sign(s)) >> p->shift, 8);
     }
     s = (int32_t)((uint32_t)lf[y] + (uint32_t)lo[other]);
-    return ew_clamp_fast(ew_smmlar(s, p->m2, p->add + ew_sign(s)) >> p->shift, p->act_min, p->act_max);
+    return ew_clamp_fast(ew_smmlar(s, p->rq_mult, p->add + ew_sign(s)) >> p->shift, p->act_min, p->act_max);
 }
 
 #define ADD8_OUT(k, acc)                                                    \
