@@ -182,7 +182,7 @@ void ew_concat_s16(const int16_t *const *srcs, const int32_t *lens, int32_t n_sr
 /* ---- prepared fast paths ------------------------------------------------------
  *
  * The kernels below compute exactly what the kernels above compute, but take
- * constants that edgewave/emit/plan.py derives at emit time from the same
+ * constants that edgewave/emit/pack.py derives at emit time from the same
  * parameters, so that the per-sample work is a few instructions per element:
  *
  * Requantization (ew_rq): TFLM's double-rounding MultiplyByQuantizedMultiplier
@@ -193,7 +193,7 @@ void ew_concat_s16(const int16_t *const *srcs, const int32_t *lens, int32_t n_sr
  * zp_out * 2^e (zp_out for e = 0) and neg = -1 for e >= 1 (the round-half-away-from-
  * zero correction of RoundingDivideByPOT for negative values), 0 for e = 0; the
  * high word is SMMLAR on Armv7E-M / Armv8-M. Exact whenever the result fits int32
- * (plan.py checks |add| + max|x| * mult / 2^31 < 2^31 - 4 before using it). */
+ * (pack.py checks |add| + max|x| * mult / 2^31 < 2^31 - 4 before using it). */
 typedef struct {
     int32_t mult_x2; /* 2 * mult - 2^32: twice the multiplier, wrapped to int32 */
     int32_t add;
@@ -205,7 +205,7 @@ typedef struct {
  *
  * Inputs: int16 models read the input vector itself as pairs (x[2j], x[2j+1]), from a
  * 4-byte-aligned buffer of 2 * n_pairs values: a ring row or scratch slot when the input
- * is one such vector (plan.py checks the alignment), otherwise the taps concatenated and
+ * is one such vector (edgewave/emit/allocate.py checks the alignment), otherwise the taps concatenated and
  * zero-padded into a buffer the caller aligns (the generated code copies them with
  * fixed-size memcpy). int8 models first widen the inputs into int32 words of two 16-bit
  * values as SXTB16 makes them: for every 4 inputs (x[4q], x[4q+2]) then (x[4q+1], x[4q+3]);
@@ -221,7 +221,7 @@ typedef struct {
  *     int16: four multipliers r: TFLM's int64 single rounding with a 16-bit multiplier
  *            is y = hi32(acc * r + 2^31) (SMMULR) with r = reduced multiplier << (17 + shift),
  *            exact for shifts -17..-1 while the accumulator provably fits int32;
- *     int8:  per output (mult, add, shift): the accumulator is twice TFLM's (plan.py
+ *     int8:  per output (mult, add, shift): the accumulator is twice TFLM's (pack.py
  *            checks it still fits int32), and MultiplyByQuantizedMultiplier + zp_out is
  *            hi32(acc * mult + 2^31 + (add + (acc < 0 ? -1 : 0)) * 2^32) >> shift with add
  *            as in ew_rq (the ew_rq form with the doubling done by the weights).
@@ -449,7 +449,7 @@ void ew_requantq_s16(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, i
 void ew_requantq_s16_s8(const int16_t *x, int32_t n, const ew_rq *q, int32_t pre, int32_t act_min, int32_t act_max, int8_t *out);
 
 /* int16 TANH / LOGISTIC (t->kind), the same results as ew_tanh_s16 / ew_logistic_s16,
- * valid while |x| * mult + round < 2^31 (plan.py checks). */
+ * valid while |x| * mult + round < 2^31 (pack.py checks). */
 void ew_t16q_s16(const int16_t *x, int32_t n, const ew_t16q *t, int16_t *out);
 
 /* ---- fixed-point primitives (out-of-line copies of the inline helpers) ---------- */

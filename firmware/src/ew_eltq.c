@@ -1,7 +1,7 @@
 /*
  * ew_eltq.c - prepared elementwise kernels: ADD, MUL, RELU/QUANTIZE (int16), int16
  * TANH/LOGISTIC, with the same results as ew_add_*, ew_mul_*, ew_requant_s16,
- * ew_tanh_s16 / ew_logistic_s16 (constants from edgewave/emit/plan.py; see
+ * ew_tanh_s16 / ew_logistic_s16 (constants from edgewave/emit/pack.py; see
  * edgewave_rt.h). Each requantization is one 32x32 high multiply with rounding
  * (SMMLAR) and a shift instead of TFLM's two separate rounding steps.
  */

@@ -1,6 +1,6 @@
 /*
  * ew_fast.h - internal: the per-element arithmetic of the prepared kernels (ew_*q_*),
- * whose constants edgewave/emit/plan.py computes (see edgewave_rt.h, "prepared fast
+ * whose constants edgewave/emit/pack.py computes (see edgewave_rt.h, "prepared fast
  * paths", for the formulas and the conditions under which they are exact), and the
  * four-output dot product they share.
  */
@@ -102,7 +102,7 @@ static inline int32_t ew_rq_apply_neg(int32_t x, int32_t m2, int32_t add, int32_
  * v = (x * mult + round) >> shift; the prepared kernels compute it as
  * hi32((x << s) * m + 2^31) (SMMULR), s = 16 and m = mult << (16 - shift) for shift <= 16,
  * s = 0 and m = mult << (32 - shift) above (the same quotient with the rounding term
- * 2^(shift-1) scaled to 2^31; plan.py checks m < 2^31). The entry index saturates to
+ * 2^(shift-1) scaled to 2^31; pack.py checks m < 2^31). The entry index saturates to
  * -256..255 (one SSAT with the shift folded in); the outermost entries have slope 0,
  * so v itself needs no clamp: everything beyond is TFLM's saturated value. */
 extern const int32_t ew_t16_sgn[2048];

@@ -2,7 +2,7 @@
  * ew_fcq.c - prepared FULLY_CONNECTED (int8 and 16x8), alone or fused with what reads
  * it (an elementwise function, a gated tanh * sigmoid unit, a residual ADD): the same
  * results as ew_fc_* followed by ew_tanh_s16 / ew_logistic_s16 / ew_lut_s8, ew_mul_*,
- * ew_add_*, from constants arranged at emit time (edgewave/emit/plan.py; layout in
+ * ew_add_*, from constants arranged at emit time (edgewave/emit/pack.py; layout in
  * edgewave_rt.h).
  *
  * Weights are stored pre-widened to int16 and interleaved four outputs at a time, so
@@ -11,7 +11,7 @@
  * stay in registers from the bias to the stored result, which is what the fusions buy:
  * no intermediate vector is written, read back, or requantized twice.
  * Accumulation is in int32: for int8 exactly TFLM's wrapping int32 accumulator (the
- * input zero point folded into the bias modulo 2^32); for 16x8 plan.py only uses these
+ * input zero point folded into the bias modulo 2^32); for 16x8 pack.py only uses these
  * kernels when the int64 accumulator provably stays within int32.
  */
 #include "ew_assert.h"
@@ -479,7 +479,7 @@ void ew_addfcq_y_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other,
 
 /* ---- int8 -------------------------------------------------------------------------------- */
 
-/* int8 requantization of a doubled accumulator (plan.py doubles the weights and the bias,
+/* int8 requantization of a doubled accumulator (pack.py doubles the weights and the bias,
  * which it checks keeps |acc| < 2^31): with x2 = 2 * acc, TFLM's MultiplyByQuantizedMultiplier
  * plus zp_out is hi32(x2 * mult + 2^31 + (add + (x2 < 0 ? -1 : 0)) * 2^32) >> shift, the
  * ew_rq form with the doubling done by the multiply-accumulates instead of the mult_x2 trick:
