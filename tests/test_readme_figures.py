@@ -39,5 +39,5 @@ def test_the_checker_sees_figures():
     for setting in ("16 kHz", "int16x8", "80 / 10 / 10 %", "--window 1024", "2^32 − 3 samples"):
         assert not MEASURED.search(f"text {setting} text"), setting
     changed = json.loads(json.dumps(RESULTS))
-    changed["tables"]["4"]["rows"][7]["per_sample"] += 1
+    readme.row(changed["tables"]["4"], "default", "int16x8", "cortex-m4")["per_sample"] += 1
     assert readme.render(TEXT, changed) != TEXT
