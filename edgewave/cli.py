@@ -34,14 +34,14 @@ def command(fn):
     return wrapper
 
 
-def emit_json(obj: dict) -> None:
+def print_json(obj: dict) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=float))
 
 
 def show(report: dict, as_json: bool, human) -> None:
     """A job's report: one JSON object with --json, else its human form."""
     if as_json:
-        emit_json(report)
+        print_json(report)
     else:
         click.echo(human(report), nl=False)
 
@@ -133,7 +133,7 @@ def train(data, spec_path, out, epochs, steps_per_epoch, max_minutes, seed, chan
     train_mod.save(out, model, graph, meta)
     summary = _summary(graph, meta)
     if as_json:
-        emit_json(summary)
+        print_json(summary)
     else:
         m = meta["metrics"]
         saved = f"saved {out}" if role().chief else f"worker {role().index} done (the chief saved {out})"
@@ -194,7 +194,7 @@ def info(model, target, clock_hz, rate, precision, as_json):
     elif clock_hz is not None or rate is not None:
         raise UserError("--clock-hz and --rate size the model for a core; add --target, e.g. --target cortex-m4")
     if as_json:
-        emit_json(summary)
+        print_json(summary)
         return
     click.echo(f"{'layer':<18}{'op':<9}{'ch':>4}{'k':>4}{'stride':>7}{'dil':>6}{'trained dil':>12}"
                f"{'act':>9}{'MACs':>7}  inputs")
@@ -262,12 +262,12 @@ def convert(model, data, precision, input_stage, out, window, channel, check_sam
     report = run_convert(model, data, precision, out, window=window, channel=channel, check_samples=check_samples,
                          input_stage=input_stage, quiet=as_json)
     if as_json:
-        emit_json(report)
+        print_json(report)
     else:
         click.echo(human_report(report), nl=False)
 
 
-@main.command()
+@main.command("emit")
 @click.argument("out_dir", metavar="OUT_DIR")
 @click.option("--out", "c_dir", required=True, metavar="C_DIR", help="Directory for the generated C.")
 @click.option("--prefix", default="model", show_default=True,
@@ -294,7 +294,7 @@ def convert(model, data, precision, input_stage, out, window, channel, check_sam
                    "this 64-bit host, plus 25 %.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
 @command
-def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, tflm_dir, as_json):
+def emit_cmd(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, tflm_dir, as_json):
     """Generate interpreter-free streaming C from a converted OUT_DIR.
 
     Writes NAME.h / NAME.c (const weights, one kernel call per op, all state in
@@ -306,12 +306,12 @@ def emit(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, t
     instructions per sample (and on the --target core, e.g. riscv32 with
     riscv64-unknown-elf-gcc, picolibc and qemu-system-riscv32).
     """
-    from .emit.pipeline import emit as run_emit
+    from .emit.pipeline import write_c
 
-    report = run_emit(out_dir, c_dir, prefix, target, measure=not no_measure, ram_budget=ram_budget,
+    report = write_c(out_dir, c_dir, prefix, target, measure=not no_measure, ram_budget=ram_budget,
                       flash_budget=flash_budget, tflm_dir=tflm_dir, progress=lambda m: click.echo(m, err=True))
     if as_json:
-        emit_json(report)
+        print_json(report)
         return
     click.echo(f"wrote {len(report['files'])} files to {c_dir}")
     click.echo(f"  RAM {report['ram_bytes']} B (ring history {report['min_state_bytes']} B); "
@@ -392,7 +392,7 @@ def simulate(out_dir, data, backend, compare, limit, channel, plot_path, generat
     finally:
         sim.cleanup(conv)
     if as_json:
-        emit_json(report)
+        print_json(report)
         return
     click.echo(f"{report['backend']}: {report['samples']} samples, prediction gain {report['prediction_gain_db']:.2f} dB"
                + (f", SNR vs float {report['snr_vs_float_db']:.1f} dB" if "snr_vs_float_db" in report else ""))

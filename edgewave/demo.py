@@ -62,7 +62,7 @@ def run(out: str, precision: str = "int16x8", samples: int = 20000, seed: int = 
     from . import spec as spec_mod
     from . import train as train_mod
     from .convert.pipeline import convert as run_convert
-    from .emit.pipeline import emit as run_emit
+    from .emit.pipeline import write_c
 
     data = data or bundled_recording()
     spec = spec_mod.load(spec_path) if spec_path else spec_mod.default()
@@ -74,7 +74,7 @@ def run(out: str, precision: str = "int16x8", samples: int = 20000, seed: int = 
     say(f"[2/5] convert to {precision}")
     conv_report = run_convert(str(out / "model"), data, precision, str(out / precision))
     say("[3/5] emit C, build it for the host (and Cortex-M4 under QEMU when installed)")
-    emit_report = run_emit(str(out / precision), str(out / "c"), "speech", "cortex-m4")
+    emit_report = write_c(str(out / precision), str(out / "c"), "speech", "cortex-m4")
     say("[4/5] simulate on every available backend")
     conv = sim.Converted.load(str(out / precision))
     try:

@@ -56,11 +56,11 @@ class Converted:
     def c_dir(self) -> Path:
         """The emitted C for this model, rendered once into a temporary directory."""
         if self._c_dir is None:
-            from .emit.pipeline import emit
+            from .emit.pipeline import write_c
 
             self._tmp = tempfile.TemporaryDirectory(prefix="edgewave-sim-")
             self._c_dir = Path(self._tmp.name) / "c"
-            emit(str(self.path), str(self._c_dir), "model", measure=False)
+            write_c(str(self.path), str(self._c_dir), "model", measure=False)
         return self._c_dir
 
 

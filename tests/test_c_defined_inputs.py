@@ -153,7 +153,7 @@ def model(request, convert_tiny, mulaw_dir, tmp_path_factory):
         return mulaw_dir
     out = convert_tiny(request.param)
     c_dir = tmp_path_factory.mktemp(f"defined-{request.param}") / "c"
-    emit_pipeline.emit(str(out), str(c_dir), PREFIX, measure=False)
+    emit_pipeline.write_c(str(out), str(c_dir), PREFIX, measure=False)
     _, prog, _ = pipeline.load(out)
     return c_dir, prog
 

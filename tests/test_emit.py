@@ -36,7 +36,7 @@ def emit_with_recording(converted, c_dir):
     """emit of a converted model (not measured) into ``c_dir``, and the whole recording as its input: the
     program, the codes and emit_pipeline.c_sources of the directory."""
     manifest, prog, _ = pipeline.load(converted)
-    emit_pipeline.emit(str(converted), str(c_dir), "speech", measure=False)
+    emit_pipeline.write_c(str(converted), str(c_dir), "speech", measure=False)
     return (prog, recording_codes(manifest, prog), *emit_pipeline.c_sources(c_dir, "speech"))
 
 
@@ -84,7 +84,7 @@ def test_cortex_m4_equals_host_on_the_full_recording(convert_tiny, tmp_path):
 @pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m7", "cortex-m33"])
 def test_builds_and_matches_on_other_cores(converted, tmp_path, target):
     _, prog, _ = pipeline.load(converted)
-    emit_pipeline.emit(str(converted), str(tmp_path / "c"), "m", measure=False)
+    emit_pipeline.write_c(str(converted), str(tmp_path / "c"), "m", measure=False)
     srcs, incs = emit_pipeline.c_sources(tmp_path / "c", "m")
     codes = emit_pipeline.measure_input(prog, 600)
     elf, sizes = ctools.build_cortex_m(target, srcs, incs, tmp_path / target)
@@ -94,8 +94,8 @@ def test_builds_and_matches_on_other_cores(converted, tmp_path, target):
 
 def test_emit_is_reproducible_and_sanitizer_clean(converted, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    emit_pipeline.emit(str(converted), str(a), "m", measure=False)
-    emit_pipeline.emit(str(converted), str(b), "m", measure=False)
+    emit_pipeline.write_c(str(converted), str(a), "m", measure=False)
+    emit_pipeline.write_c(str(converted), str(b), "m", measure=False)
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for rel in files_a:

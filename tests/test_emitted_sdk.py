@@ -102,7 +102,7 @@ def emitted(convert_tiny, tmp_path_factory):
         if precision not in _EMITTED:
             out = convert_tiny(precision)
             c_dir = tmp_path_factory.mktemp(f"sdk-{precision}") / "c"
-            report = emit_pipeline.emit(str(out), str(c_dir), PREFIX, measure=False)
+            report = emit_pipeline.write_c(str(out), str(c_dir), PREFIX, measure=False)
             manifest, prog, stream = pipeline.load(out)
             _EMITTED[precision] = Emitted(c_dir, prog, stream, manifest["normalization"], report)
         return _EMITTED[precision]
@@ -166,8 +166,8 @@ def test_target_picks_the_toolchain_file_build_line_and_measured_core(convert_ti
     """`emit --target cortex-m7` ships only the M7's toolchain file and build line, and measures flash on the M7;
     the model's C is the same as for `portable`."""
     out = convert_tiny("int16x8")
-    portable = emit_pipeline.emit(str(out), str(tmp_path / "portable"), PREFIX, measure=False)
-    m7 = emit_pipeline.emit(str(out), str(tmp_path / "m7"), PREFIX, "cortex-m7", measure=True)
+    portable = emit_pipeline.write_c(str(out), str(tmp_path / "portable"), PREFIX, measure=False)
+    m7 = emit_pipeline.write_c(str(out), str(tmp_path / "m7"), PREFIX, "cortex-m7", measure=True)
     assert [f for f in m7["files"] if f.startswith("cmake/")] == ["cmake/arm-none-eabi-cortex-m7.cmake"]
     assert set(portable["files"]) - set(m7["files"]) == {f"cmake/{emit_pipeline.toolchain_file(c)['file']}" for c in CORES} - \
         {"cmake/arm-none-eabi-cortex-m7.cmake"}

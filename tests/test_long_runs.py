@@ -19,7 +19,7 @@ IN_CI = os.environ.get("CI") == "true"
 def emitted(convert_tiny, tmp_path_factory):
     out = convert_tiny("int16x8")
     c_dir = tmp_path_factory.mktemp("long") / "c"
-    emit_pipeline.emit(str(out), str(c_dir), "m", measure=False)
+    emit_pipeline.write_c(str(out), str(c_dir), "m", measure=False)
     _, prog, _ = pipeline.load(out)
     return prog, c_dir
 

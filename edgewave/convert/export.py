@@ -47,7 +47,7 @@ class _Writer:
         return self.b.const(name, np.asarray(values, np.int32))
 
     # -- ops ----------------------------------------------------------------------
-    def emit(self, op, taps) -> None:
+    def write_op(self, op, taps) -> None:
         p, b, T = self.p, self.b, self.T
         out_t = p.tensors[op.output]
         out = self.act(op.output, (1, T, out_t.channels))
@@ -144,7 +144,7 @@ def full_model(prog: Program, window: int) -> bytes:
             strides = w.const_i32(f"{sliced.name}/strides", [1, 1, 1])
             w.b.op("STRIDED_SLICE", [padded[name], begin, end, strides], [sliced])
             taps.append(sliced)
-        w.emit(op, taps)
+        w.write_op(op, taps)
     w.b.signature("serving_default", inputs={"x": x}, outputs={"y": w.t[prog.output]})
     return w.b.build()
 
@@ -160,7 +160,7 @@ def stream_model(prog: Program) -> bytes:
         for d in ds:
             inputs[tap_name(name, d)] = w.act(name, (1, 1, prog.tensors[name].channels), tap_name(name, d))
     for op in prog.ops:
-        w.emit(op, [w.t[n] if d == 0 else inputs[tap_name(n, d)] for n, d in op.inputs])
+        w.write_op(op, [w.t[n] if d == 0 else inputs[tap_name(n, d)] for n, d in op.inputs])
     outputs = {"y": w.t[prog.output]}
     for name in delays:
         if name != prog.input:

@@ -186,9 +186,10 @@ def accumulator_bits(prog) -> int:
     return int(np.ceil(np.log2(worst + 1))) + 1 if worst else 1
 
 
-def emit(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portable", measure: bool = True,
-         ram_budget: int | None = None, flash_budget: int | None = None, tflm_dir=None, progress=None) -> dict:
-    """``tflm_dir``: a TFLM tree (or tarball) to measure NAME_TENSOR_ARENA_SIZE on, on the Cortex-M4 build
+def write_c(out_dir: str, c_dir: str, prefix: str = "model", target: str = "portable", measure: bool = True,
+            ram_budget: int | None = None, flash_budget: int | None = None, tflm_dir=None, progress=None) -> dict:
+    """Render the C of OUT_DIR into C_DIR (all files or none), then build, check and measure it.
+    ``tflm_dir``: a TFLM tree (or tarball) to measure NAME_TENSOR_ARENA_SIZE on, on the Cortex-M4 build
     with reference kernels and with CMSIS-NN (when ``measure``)."""
     prefix = plan_mod.check_prefix(prefix)
     if target not in TARGETS:
