@@ -132,21 +132,26 @@ def agree(strategy, flag: bool) -> bool:
     return float(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
 
 
-def shard(train, val, strategy, batch: int):
+def whole_replica_batches(val, strategy, batch: int):
+    """`val` without a last, partial batch smaller than the replicas: it would leave one an empty batch, which
+    the strategy passes to the model as is (and a convolution rejects). Unchanged on one replica."""
+    windows, replicas = sum(int(x.shape[0]) for x, *_ in val), strategy.num_replicas_in_sync
+    if replicas == 1:
+        return val
+    if windows < replicas:
+        raise UserError(f"the validation split holds {windows} training window(s), fewer than the {replicas} "
+                        "replicas; use longer recordings or a smaller [train] window")
+    short = windows % batch if windows % batch < replicas else 0
+    return val.unbatch().take(windows - short).batch(batch)
+
+
+def shard(train, val):
     """(train, val) for a worker of a cluster: its share of every step's batch, of the same seeded streams."""
     import tensorflow as tf
 
     # A generator has no files to shard by: each worker keeps every n-th batch of the same seeded stream.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    # A last, partial validation batch smaller than the replicas would leave one an empty batch, which the
-    # multi-worker strategy passes to the model as is (and a convolution rejects): drop such a batch.
-    windows, replicas = sum(int(x.shape[0]) for x, *_ in val), strategy.num_replicas_in_sync
-    if windows < replicas:
-        raise UserError(f"the validation split holds {windows} training window(s), fewer than the {replicas} "
-                        "replicas; use longer recordings or a smaller [train] window")
-    short = windows % batch if windows % batch < replicas else 0
-    val = val.unbatch().take(windows - short).batch(batch)
     return train.with_options(options), val.with_options(options)
 
 

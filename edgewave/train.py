@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from . import dataset, lpc, modeldir, resume
-from .cluster import LOCAL, agree, configure_devices, make_strategy, multi_worker_fit_workaround, role, shard
+from .cluster import (LOCAL, agree, configure_devices, make_strategy, multi_worker_fit_workaround, role, shard,
+                      whole_replica_batches)
 from .errors import UserError
 from .graph import Graph
 from .metrics import mulaw_decode, prediction_gain_db
@@ -127,8 +128,9 @@ def fit(spec: Spec, data: str, *, channel: int | None = None, epochs: int | None
     # Leave them out of the loss so every step fits the full-context prediction that is deployed and scored.
     mask = tf.constant(np.arange(cfg["window"]) >= rf - 1, tf.float32)[None, :]
     train, val = (d.map(lambda x, y: (x, y, tf.broadcast_to(mask, tf.shape(y)[:2]))) for d in (train, val))
+    val = whole_replica_batches(val, strategy, cfg["batch"])
     if who is not LOCAL:
-        train, val = shard(train, val, strategy, cfg["batch"])
+        train, val = shard(train, val)
     early = keras.callbacks.EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True)
     record = resume.history_callback(backup, early, restored)
     callbacks = [early, _Progress(cfg["epochs"], max_minutes, quiet, strategy), record]
