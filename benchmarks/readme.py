@@ -224,7 +224,17 @@ def cost_model(res) -> str:
     return "\n".join(lines)
 
 
-RENDER = {"headline": headline, "cost-model": cost_model, "precision": precision, "speed": speed, "bundled": bundled,
+def train_throughput(res) -> str:
+    t = res["tables"].get("12")
+    if t is None:
+        return "Not measured by the `make bench` run that wrote `benchmarks/results.json`: its table 12 was not run.\n"
+    rows = "\n".join(f"| {r['config']} | {r['batch']} ({r['batch_per_replica']:g} per replica) | "
+                     f"{n(r['samples_per_second'])} |" for r in t["rows"])
+    return (f"| configuration | batch | training samples/s |\n|---|---|---|\n{rows}\n\n"
+            f"Measured by `make bench` (table 12) on the bundled recording. {t['payoff']}\n")
+
+
+RENDER = {"headline": headline, "cost-model": cost_model, "train-throughput": train_throughput, "precision": precision, "speed": speed, "bundled": bundled,
           "real-speech": real_speech, "concealment": concealment, "anomaly": anomaly, "tflm-m4": tflm_m4}
 
 

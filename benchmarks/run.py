@@ -59,13 +59,14 @@ import jobs  # noqa: E402
 import memory  # noqa: E402
 import streaming  # noqa: E402
 import tflm_m4  # noqa: E402
+import train_throughput  # noqa: E402
 from harness import (BENCH_DIR, FULL, PY, QUICK, ROOT, SPEECH_SRC, BenchError, fmt, log,  # noqa: E402
                      machine_info, md_table, versions)
 from workspace import MODEL_SPECS, Workspace  # noqa: E402
 
 TABLES = {1: streaming.TABLE, 2: dilation.TABLE, 3: host_speed.TABLE, 4: cortex_m.TABLE, 5: memory.TABLE,
           6: accuracy.TABLE, 7: jobs.TABLE7, 8: jobs.TABLE8, 9: jobs.TABLE9, 10: tflm_m4.TABLE,
-          11: cost_model.TABLE}
+          11: cost_model.TABLE, 12: train_throughput.TABLE}
 
 HEADLINE_DEFINITIONS = {
     "stream_vs_recompute_ratio": "table 1, generated C on the host, int16x8: (time to recompute one output from the "
@@ -98,6 +99,9 @@ HEADLINE_DEFINITIONS = {
     "cost_model_max_error_pct": "table 11: largest |predicted − measured| / measured instructions per sample, in %, "
                                 "of edgewave/data/cortex_m_costs.json on the held-out random architectures, over "
                                 "every core and precision",
+    "train_samples_per_s": "table 12: `edgewave train` training samples per second on the bundled recording, "
+                           "default spec, by configuration (one process with one or two CPU devices, two worker "
+                           "processes over loopback), the spec's batch split over the replicas",
     "m4_random_median_instructions_per_mac": "table 11: median instructions per MAC of the generated C on Cortex-M4 "
                                              "(DSP path) over the random architectures, by precision",
 }
@@ -242,7 +246,8 @@ def main(argv=None) -> int:
                    (4, "rv32_default_instructions_per_sample"),
                    (5, "ram_vs_tflm"), (10, "tflm_cmsis_m4_instructions_per_sample"), (10, "m4_vs_tflm_cmsis_speedup"),
                    (10, "tflm_cmsis_m4_ram_bytes"), (10, "ram_vs_tflm_m4"), (10, "flash_vs_tflm_m4"),
-                   (11, "cost_model_max_error_pct"), (11, "m4_random_median_instructions_per_mac")):
+                   (11, "cost_model_max_error_pct"), (11, "m4_random_median_instructions_per_mac"),
+                   (12, "train_samples_per_s")):
         if n in res["tables"] and key in res["tables"][n]:  # a skipped table has none
             res[key] = res["tables"][n][key]
     res["definitions"] = {k: v for k, v in HEADLINE_DEFINITIONS.items() if k in res}
