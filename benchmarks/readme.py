@@ -178,11 +178,19 @@ def anomaly(res) -> str:
     return "\n".join(lines)
 
 
+def not_measured(res, table: str) -> str | None:
+    """The section's text when results.json has no figures for `table` (not run, or skipped and why)."""
+    t = res["tables"].get(table)
+    if t is not None and "skipped" not in t:
+        return None
+    why = t["skipped"] if t else f"its table {table} was not run"
+    return f"Not measured by the `make bench` run that wrote `benchmarks/results.json`: {why}.\n"
+
+
 def tflm_m4(res) -> str:
-    t = res["tables"].get("10")
-    if t is None or "skipped" in t:
-        why = t["skipped"] if t else "its table 10 was not run"
-        return f"Not measured by the `make bench` run that wrote `benchmarks/results.json`: {why}.\n"
+    if missing := not_measured(res, "10"):
+        return missing
+    t = res["tables"]["10"]
     names = {"edgewave": "edgewave C", "cmsis_nn": "TFLM + CMSIS-NN", "reference": "TFLM reference kernels"}
     lines = ["| model | runtime | instructions per sample (TFLM: `invoke()` alone) | RAM | flash |",
              "|---|---|---|---|---|"]
@@ -208,9 +216,9 @@ def tflm_m4(res) -> str:
 
 
 def cost_model(res) -> str:
-    t = res["tables"].get("11")
-    if t is None:
-        return "Not measured by the `make bench` run that wrote `benchmarks/results.json`: its table 11 was not run.\n"
+    if missing := not_measured(res, "11"):
+        return missing
+    t = res["tables"]["11"]
     lines = ["| core | held-out error, int16x8 (median / max) | int8 (median / max) |", "|---|---|---|"]
     for core, by in t["summary"].items():
         cells = [f"{by[p]['held_out_median_abs_error_pct']:.1f} % / {by[p]['held_out_max_error_pct']:.1f} %"
@@ -225,9 +233,9 @@ def cost_model(res) -> str:
 
 
 def train_throughput(res) -> str:
-    t = res["tables"].get("12")
-    if t is None:
-        return "Not measured by the `make bench` run that wrote `benchmarks/results.json`: its table 12 was not run.\n"
+    if missing := not_measured(res, "12"):
+        return missing
+    t = res["tables"]["12"]
     rows = "\n".join(f"| {r['config']} | {r['batch']} ({r['batch_per_replica']:g} per replica) | "
                      f"{n(r['samples_per_second'])} |" for r in t["rows"])
     return (f"| configuration | batch | training samples/s |\n|---|---|---|\n{rows}\n\n"

@@ -291,7 +291,7 @@ def convert(model, data, precision, input_stage, out, window, channel, check_sam
                    "the smallest arena AllocateTensors accepts on the Cortex-M4 build with reference kernels "
                    "and with CMSIS-NN, under QEMU, plus 5 %. The first run builds the kernels the model needs "
                    "(a few minutes, cached). Without it the arena comes from TFLM's Python interpreter on "
-                   "this 64-bit host, plus 25 %.")
+                   "this 64-bit host, plus 25 % (as with --no-measure, which builds nothing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
 @command
 def emit_cmd(out_dir, c_dir, prefix, target, no_measure, ram_budget, flash_budget, tflm_dir, as_json):

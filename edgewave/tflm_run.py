@@ -10,7 +10,6 @@ sets beside edgewave's own C, and how ``emit --tflm-dir`` measures the arena the
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +57,7 @@ def build(c_dir, prefix: str, ops, kernels: str, root, out_dir, arena_bytes: int
 def run(program: Program, codes: np.ndarray, out_dtype, outputs: int, timeout: float = 3600) -> tuple[np.ndarray, dict]:
     """Stream ``codes`` through the program; its outputs (samples, outputs) and the TFLM_RESULT counts."""
     codes = np.asarray(codes)
-    with tempfile.TemporaryDirectory(prefix="ew_tflm_") as tmp:
-        tmp = Path(tmp)
-        codes.astype(codes.dtype.newbyteorder("<")).tofile(tmp / "IN.bin")
+    with ctools._workdir("ew_tflm_", codes) as (tmp, _):
         match = ctools.qemu_result(ctools.TARGETS[tflm_build.TARGET], program.elf, tmp, timeout, _RESULT)
         stats = dict(zip(_KEYS, map(int, match.groups())))
         if stats["samples"] != len(codes):
@@ -73,9 +70,7 @@ def run(program: Program, codes: np.ndarray, out_dtype, outputs: int, timeout: f
 
 def fits(program: Program, arena_bytes: int) -> bool:
     """Whether ew_tflm_init (AllocateTensors) succeeds with the first ``arena_bytes`` of the linked arena."""
-    with tempfile.TemporaryDirectory(prefix="ew_tflm_") as tmp:
-        tmp = Path(tmp)
-        np.array([arena_bytes], "<u4").tofile(tmp / "ARENA.bin")
+    with ctools._workdir("ew_tflm_", files={"ARENA.bin": np.array([arena_bytes], "<u4").tobytes()}) as (tmp, _):
         proc = ctools.qemu_run(ctools.TARGETS[tflm_build.TARGET], program.elf, tmp, 120)
     match = _FITS.search(proc.stdout)
     if match:

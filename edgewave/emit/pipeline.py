@@ -46,7 +46,8 @@ def render(manifest: dict, prog, stream: bytes | None, prefix: str, target: str 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(package_dir("templates"))),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=False)
     info = np.iinfo(prog.input_dtype)
-    arena = tflm.measured_arena_bytes(stream) if stream is not None else 0
+    # The host's figure is only the fallback: not measured when the M4 build's is given.
+    arena = tflm.measured_arena_bytes(stream) if stream is not None and not m4_arena else 0
     ram = plan_mod.ram_bytes(p)
     state_struct = plan_mod.state_struct_bytes(p)
     ctx = {
