@@ -30,12 +30,12 @@ def n(v, digits=0) -> str:
     return s.replace(",", " ")
 
 
-def row(t4, model, precision, target, path="DSP (SMLAD)"):
+def row(t4, model, precision, target):
+    """Table 4's row of the build a user gets for the target (not the one forced onto portable C)."""
     for r in t4["rows"]:
-        if (r["model"], r["precision"], r["target"]) == (model, precision, target) and (
-                target == "cortex-m0plus" or r["path"] == path):
+        if (r["model"], r["precision"], r["target"]) == (model, precision, target) and not r["portable"]:
             return r
-    raise KeyError(f"table 4 has no row {model} {precision} {target} {path}")
+    raise KeyError(f"table 4 has no row {model} {precision} {target}")
 
 
 def t5row(t5, model, precision):
@@ -92,6 +92,24 @@ def precision(res) -> str:
     return "\n".join(lines)
 
 
+def ram_line(res, r16, r8) -> str:
+    """RAM of the generated C against TFLM's on the 32-bit M4 build (table 10), or, without that table, against
+    the 64-bit host's arena (table 5)."""
+    t10 = res["tables"].get("10")
+    if not t10 or "skipped" in t10:
+        return (f"| RAM: state + scratch vs TFLite Micro (arena measured by the tflite-micro wheel on this 64-bit host, "
+                f"plus the ring state it keeps outside) | {n(r16['c_state_ram'])} B vs {n(r16['tflm_ram'])} B "
+                f"({r16['ram_vs_tflm']:.2f}) | {n(r8['c_state_ram'])} B vs {n(r8['tflm_ram'])} B "
+                f"({r8['ram_vs_tflm']:.2f}) |")
+    cells = []
+    for precision in ("int16x8", "int8"):
+        rows = next(m["rows"] for m in t10["models"] if (m["model"], m["precision"]) == ("default", precision))
+        ew, tf = (next(x for x in rows if x["runtime"] == k) for k in ("edgewave", "cmsis_nn"))
+        cells.append(f"{n(ew['ram'])} B vs {n(tf['ram'])} B ({ew['ram'] / tf['ram']:.2f})")
+    return ("| RAM: state + scratch vs TFLite Micro + CMSIS-NN on the Cortex-M4 build (smallest arena, interpreter and "
+            f"rings) | {cells[0]} | {cells[1]} |")
+
+
 def speed(res) -> str:
     t = res["tables"]
     t3, t4, t5 = t["3"], t["4"], t["5"]
@@ -116,9 +134,8 @@ def speed(res) -> str:
         f"{cell('int8', 'cortex-m7')} / {cell('int8', 'cortex-m33')} |",
         f"| Cortex-M0 (portable C, QEMU's `microbit` board: an nRF51 Cortex-M0, ARMv6-M like the M0+) | "
         f"{cell('int16x8', 'cortex-m0plus')} | {cell('int8', 'cortex-m0plus')} |",
-        f"| RAM: state + scratch vs TFLite Micro (arena measured by the tflite-micro wheel on this 64-bit host, plus "
-        f"the ring state it keeps outside) | {n(r16['c_state_ram'])} B vs {n(r16['tflm_ram'])} B "
-        f"({r16['ram_vs_tflm']:.2f}) | {n(r8['c_state_ram'])} B vs {n(r8['tflm_ram'])} B ({r8['ram_vs_tflm']:.2f}) |",
+        f"| RISC-V rv32imac (portable C, QEMU `virt`) | {cell('int16x8', 'riscv32')} | {cell('int8', 'riscv32')} |",
+        ram_line(res, r16, r8),
         f"| flash (text + rodata, M4) vs `.tflite` | {n(r16['c_flash'])} B vs {n(r16['tflite'])} B | "
         f"{n(r8['c_flash'])} B vs {n(r8['tflite'])} B |",
         f"| host (x86-64, gcc -O2): one step | {c16['t']['median_s'] * 1e6:.2f} µs | {c8['t']['median_s'] * 1e6:.2f} µs |",
