@@ -57,6 +57,7 @@ import dilation  # noqa: E402
 import host_speed  # noqa: E402
 import jobs  # noqa: E402
 import memory  # noqa: E402
+import call_profile  # noqa: E402
 import streaming  # noqa: E402
 import tflm_m4  # noqa: E402
 import train_throughput  # noqa: E402
@@ -66,7 +67,7 @@ from workspace import MODEL_SPECS, Workspace  # noqa: E402
 
 TABLES = {1: streaming.TABLE, 2: dilation.TABLE, 3: host_speed.TABLE, 4: cortex_m.TABLE, 5: memory.TABLE,
           6: accuracy.TABLE, 7: jobs.TABLE7, 8: jobs.TABLE8, 9: jobs.TABLE9, 10: tflm_m4.TABLE,
-          11: cost_model.TABLE, 12: train_throughput.TABLE}
+          11: cost_model.TABLE, 12: train_throughput.TABLE, 13: call_profile.TABLE}
 
 HEADLINE_DEFINITIONS = {
     "stream_vs_recompute_ratio": "table 1, generated C on the host, int16x8: (time to recompute one output from the "

@@ -322,6 +322,7 @@ def build_cortex_m(target, sources, include_dirs, out_dir, defines=(), main=None
 
 
 _RESULT = re.compile(r"EW_RESULT samples=(\d+) instructions=(\d+) max_step=(\d+)(?: played=(\d+))?")
+_PROFILE = re.compile(r"EW_PROFILE call=(\d+) instructions=(\d+)")
 
 
 def qemu_run(t: Target, elf, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -357,8 +358,12 @@ def _runnable(target: str) -> Target:
 def _qemu(t: Target, elf, cwd: Path, timeout: float) -> dict:
     """The EW_RESULT counts of a run of qemu_main.c."""
     match = qemu_result(t, elf, cwd, timeout, _RESULT)
-    return {k: int(v) for k, v in zip(("samples", "instructions", "max_step", "played"), match.groups())
-            if v is not None}
+    stats = {k: int(v) for k, v in zip(("samples", "instructions", "max_step", "played"), match.groups())
+             if v is not None}
+    calls = _PROFILE.findall(match.string)
+    if calls:  # an EW_PROFILE build: each call's instructions over all steps, in the step's order
+        stats["profile"] = [int(n) for _, n in sorted(calls, key=lambda c: int(c[0]))]
+    return stats
 
 
 def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=None) -> tuple[np.ndarray, dict]:
@@ -367,6 +372,8 @@ def run_qemu(target, elf, codes, timeout: float = 300, feedback=None, out_dtype=
     Returns the outputs shaped (samples, EW_OUTPUTS) of ``out_dtype`` (the codes' unless given)
     and ``{"instructions", "samples", "max_step"}``: the exact instructions of all
     ``ew_model_step_q`` calls and of the longest one (QEMU counts instructions, not cycles).
+    An ELF built with ``defines=("EW_PROFILE",)`` adds ``"profile"``: the instructions of each of
+    the step's calls over all steps, in plan order, then the output copy and ring heads.
     """
     t = _runnable(target)
     codes = _codes(codes)

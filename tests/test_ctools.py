@@ -178,3 +178,21 @@ def test_qemu_counts_a_known_loop_exactly(target, tmp_path):
         assert (out[:, 0] == k).all() and stats["samples"] == n
         assert stats["instructions"] - base["instructions"] == 2 * k * n
         assert stats["max_step"] - base["max_step"] == 2 * k
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", RUNNABLE)
+def test_profile_marks_count_each_call_exactly(target, tmp_path):
+    """An EW_PROFILE build attributes every instruction between two marks to its call: the loop model's
+    two calls of k and 2 k iterations cost exactly 2 k n and 4 k n more than at k = 0, its tail nothing more."""
+    require_arm_tools(target)
+    elf, _ = ctools.build_cortex_m(target, [LOOP / "loop_model.c"], [LOOP], tmp_path, defines=("EW_PROFILE",))
+    assert_quiet(tmp_path)
+    n = 40
+    _, base = ctools.run_qemu(target, elf, np.zeros(n, np.int16), timeout=60)
+    assert len(base["profile"]) == 3
+    for k in (1, 9, 500):
+        _, stats = ctools.run_qemu(target, elf, np.full(n, k, np.int16), timeout=60)
+        extra = [a - b for a, b in zip(stats["profile"], base["profile"])]
+        assert extra == [2 * k * n, 4 * k * n, 0]
+        assert stats["instructions"] - base["instructions"] == 6 * k * n

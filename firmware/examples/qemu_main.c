@@ -10,7 +10,12 @@
  * played input codes, and the counts are of the concealed samples alone:
  *   EW_RESULT samples=<concealed> instructions=M max_step=K played=P
  * If SCORE.bin exists (uint32 window), IN.bin goes through the anomaly score (ew_score.h):
- * OUT.bin receives the window sums, and the counts are of ew_model_score_step. */
+ * OUT.bin receives the window sums, and the counts are of ew_model_score_step.
+ * Built with -DEW_PROFILE, the model marks the end of every call (EW_PROFILE_MARK in the generated
+ * step) and a plain run then also prints, for each call k (1-based, the last one being the output
+ * copy and ring heads), the instructions between mark k-1 and mark k over all steps:
+ *   EW_PROFILE call=k instructions=M
+ * with the marks' own cost, calibrated by two marks in a row, taken off. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +32,40 @@
 #include "ew_counter.h"
 
 #define CHUNK 64
+
+#ifdef EW_PROFILE
+#define EW_PROFILE_CALLS 512
+static uint64_t profile[EW_PROFILE_CALLS];
+static uint32_t profile_t, profile_overhead;
+static unsigned profile_calls;
+
+void ew_profile_mark(unsigned k)
+{
+    const uint32_t now = counter();
+    if (k > 0u && k <= EW_PROFILE_CALLS) {
+        profile[k - 1u] += instructions(profile_t, now) - profile_overhead;
+        if (k > profile_calls) profile_calls = k;
+    }
+    profile_t = counter();
+}
+
+static void profile_calibrate(void)
+{
+    ew_profile_mark(0u);
+    ew_profile_mark(1u);
+    profile_overhead = (uint32_t)profile[0];
+    profile[0] = 0u;
+    profile_calls = 0u;
+}
+
+static void profile_print(void)
+{
+    char b[21];
+    for (unsigned k = 0u; k < profile_calls; k++) {
+        printf("EW_PROFILE call=%u instructions=%s\n", k + 1u, u64(profile[k], b));
+    }
+}
+#endif
 
 #ifdef EW_RUNNER_JOBS
 static uint32_t plc_overhead, plc_t0, plc_max;
@@ -96,6 +135,9 @@ int main(void)
     t0 = counter();
     t1 = counter();
     overhead = instructions(t0, t1); /* cost of the measurement itself */
+#ifdef EW_PROFILE
+    profile_calibrate();
+#endif
 #ifdef EW_RUNNER_JOBS
     plc_start(); /* the hooks' own cost, taken off every measured call */
     plc_stop();
@@ -146,5 +188,8 @@ int main(void)
     if (fclose(fo) != 0) return fail("cannot write OUT.bin");
     printf("EW_RESULT samples=%s instructions=%s max_step=%s\n", u64(samples, b1), u64(total, b2),
            u64(max_step, b3));
+#ifdef EW_PROFILE
+    profile_print();
+#endif
     return 0;
 }

@@ -1,5 +1,6 @@
 /* The loop is written in assembly so that its cost does not depend on the compiler: a test (skipped) branch,
- * then x iterations of two instructions (decrement, branch back). */
+ * then x iterations of two instructions (decrement, branch back). Built with -DEW_PROFILE, a step is two
+ * profiled calls, x and then 2 x iterations, marked as the generated step marks its calls. */
 #include "edgewave_model.h"
 
 void ew_model_init(ew_model_state *s) { s->steps = 0; }
@@ -17,9 +18,25 @@ static void spin(uint32_t n)
 #endif
 }
 
+#ifdef EW_PROFILE
+void ew_profile_mark(unsigned k);
+
+void ew_model_step_q(ew_model_state *s, ew_q_t x, ew_q_t out[EW_OUTPUTS])
+{
+    ew_profile_mark(0u);
+    spin((uint32_t)(uint16_t)x);
+    ew_profile_mark(1u);
+    spin(2u * (uint32_t)(uint16_t)x);
+    ew_profile_mark(2u);
+    s->steps++;
+    out[0] = x;
+    ew_profile_mark(3u);
+}
+#else
 void ew_model_step_q(ew_model_state *s, ew_q_t x, ew_q_t out[EW_OUTPUTS])
 {
     spin((uint32_t)(uint16_t)x);
     s->steps++;
     out[0] = x;
 }
+#endif
