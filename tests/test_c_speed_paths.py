@@ -106,6 +106,28 @@ def test_int16_fully_connected_single_multiply():
     assert checked >= 1800, f"only {checked} of 2000 multipliers were in range"
 
 
+def test_int16_fully_connected_wide_shift():
+    """EW_FCQ_WIDE: TFLM's int64 requantization with shifts below -17 as SMMUL then one rounding shift,
+    (hi32(acc * r) + 2^(e-1)) >> e, for every e the call's other channels allow."""
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(1500):
+        mult, shift = fp.quantize_multiplier(2.0 ** rng.uniform(-31.0, -17.0))
+        n = 15 - shift
+        reduced = (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+        for e in range(max(1, n - 32), n - 16):  # this channel's n the largest of the call, or not
+            k = 32 + e - n
+            if reduced << k >= 1 << 31:
+                continue
+            checked += 1
+            r = reduced << k
+            acc = np.concatenate([rng.integers(-(1 << 31) + 1, 1 << 31, 12), [-(1 << 31) + 1, (1 << 31) - 1, -1, 0, 1]])
+            want = fp.multiply_by_quantized_multiplier_int64(acc.astype(np.int64), mult, shift)
+            got = np.array([(s32((int(a) * r) >> 32) + (1 << (e - 1))) >> e for a in acc])
+            np.testing.assert_array_equal(got, want, err_msg=f"mult {mult} shift {shift} e {e}")
+    assert checked > 3000, checked
+
+
 @pytest.mark.parametrize("left_shift, lo, hi", [(15, -32768, 32767), (20, -255, 255)])
 def test_add_input_single_multiply(left_shift, lo, hi):
     """ew_addin: MBQM(d << left_shift, m, s) == smmlar(d << (left_shift + 1), m, c + (d < 0 ? neg : 0)) >> e."""
@@ -244,7 +266,9 @@ class Builder:
         self.tensors[name] = Tensor(name, channels, q or self.q(), fixed)
         return name
 
-    def fc(self, name, inputs, n_out, activation="NONE", out_scale=None):
+    def fc(self, name, inputs, n_out, activation="NONE", out_scale=None, tiny=False):
+        """tiny: one channel's weights far smaller than the others' (as a trained input lift has),
+        so its requantization shift falls below -17 (int16: EW_FCQ_WIDE)."""
         rng = self.rng
         depth = sum(self.tensors[n].channels for n, _ in inputs)
         w = rng.integers(-127, 128, (n_out, depth))
@@ -253,6 +277,8 @@ class Builder:
         scales = (10 ** rng.uniform(-3.5, -1.5, n_out)).astype(np.float32)
         if rng.random() < 0.2:
             scales[:] = scales[0]
+        if tiny:
+            scales[int(rng.integers(n_out))] /= np.float32(2.0 ** rng.uniform(5, 12))
         # the requantization multiplier s_in * s_w / s_out: mostly what trained layers have
         # (outputs saturating more or less often), sometimes >= 1/2 or 1 (other code paths)
         mult = 2.0 ** (rng.uniform(-14, -1.2) if rng.random() < 0.9 else rng.uniform(-1.2, 1.5))
@@ -296,7 +322,7 @@ def gated_program(rng, precision):
     b = Builder(rng, precision)
     c = int(rng.choice([2, 3, 4, 5, 6, 9, 12]))
     b.tensor("x", 1)
-    h = b.fc("h", [("x", 0)], c)
+    h = b.fc("h", [("x", 0)], c, tiny=rng.random() < 0.5)
     d = int(rng.integers(1, 4))
     taps = [(h, d * (2 - j)) for j in range(3)]
     kinds = [("tanh", "logistic"), ("logistic", "tanh"), ("tanh", "tanh"), ("logistic", "logistic")][int(rng.integers(4))]
@@ -401,6 +427,8 @@ def test_fused_kernels_are_used(built):
     residual = [t for name, *_, t, _ in built if "residual" in name]
     assert sum("ew_concat_" not in t for t in residual) >= 3  # the fully-connected layer gathered the inputs
     assert any("EW_FCQ_TANH" in t or "EW_FCQ_LOGISTIC" in t or "EW_FCQ_LUT" in t for *_, t, _ in built)
+    if built[0][1].dtype == np.int16:
+        assert sum("ew_fcq_wide_s16(" in t for *_, t, _ in built) >= 2
 
 
 def test_fused_kernels_host_and_sanitizers(built):

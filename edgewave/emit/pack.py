@@ -71,9 +71,10 @@ def t16_fused_form(params) -> tuple[int, int] | None:
     return (ts, tm) if tm < (1 << 31) else None
 
 
-def fc_consts(prog: Program, op, inputs) -> tuple | None:
+def fc_consts(prog: Program, op, inputs, wide_shift: int = 0) -> tuple | None:
     """The per-output constants of a prepared fully-connected layer: (params, [(bias, [consts])]),
-    or None when the prepared arithmetic is not provably exact for it."""
+    or None when the prepared arithmetic is not provably exact for it. ``wide_shift`` e >= 1 gives
+    int16's EW_FCQ_WIDE constants instead (see `wide_shift`)."""
     T = prog.tensors
     int8 = prog.dtype_of(inputs[0][0]) == np.int8  # an int8 model's input stage is int16x8
     dtype = "int8" if int8 else "int16"
@@ -100,11 +101,35 @@ def fc_consts(prog: Program, op, inputs) -> tuple | None:
         else:
             # TFLM: (acc * reduced + 2^(14 - shift)) >> (15 - shift); with r = reduced << (17 + shift)
             # that is hi32(acc * r + 2^31) (SMMULR) for shifts -17..-1
-            if not -17 <= shift <= -1 or mult < 0:
+            if mult < 0:
                 return None
             reduced = (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+            if wide_shift:
+                k = 32 + wide_shift - (15 - shift)
+                if k < 0 or reduced << k >= INT32_LIMIT:
+                    return None
+                chan.append((int(bias[o]), [reduced << k]))
+                continue
+            if not -17 <= shift <= -1:
+                return None
             chan.append((int(bias[o]), [reduced << (17 + shift)]))
     return params, chan
+
+
+def wide_shift(prog: Program, op, inputs) -> int:
+    """The call's rounding shift e of int16's EW_FCQ_WIDE, for multipliers with shifts below -17
+    (a channel whose weights are tiny next to the layer's output range, as a trained input lift
+    has): TFLM's (acc * reduced + 2^(n-1)) >> n with n = 15 - shift > 32 is
+    (hi32(acc * r) + 2^(e-1)) >> e with r = reduced << (32 + e - n), hi32 truncating (SMMUL),
+    because floor(floor(v / 2^a) / 2^b) = floor(v / 2^(a+b)) and the 2^(n-1) rounding term is
+    a multiple of 2^a. e = max(n) - 32, so r fits while every channel's n >= 17 + e; 0 when no
+    shift is below -17 (the SMMULR form applies) or the model is not int16."""
+    if prog.dtype_of(inputs[0][0]) != np.int16:
+        return 0
+    params = K.fc_params(prog.tensors[inputs[0][0]].q, op.weight_scales, prog.tensors[op.output].q, op.activation,
+                         "int16", prog.fc_as_conv(op))
+    _, shifts = params.per_channel(op.weights.shape[0])
+    return max(0, max(15 - int(s) for s in shifts) - 32) if len(shifts) else 0
 
 
 def pair_words(depth: int, int8: bool) -> int:
@@ -162,12 +187,19 @@ def prep_fc(prog: Program, op, post, inputs) -> dict | None:
     ``post`` folded in (or None)."""
     int8 = prog.dtype_of(inputs[0][0]) == np.int8
     c = fc_consts(prog, op, inputs)
+    wide = wide_shift(prog, op, inputs) if c is None and post is None else 0
+    if wide:
+        c = fc_consts(prog, op, inputs, wide)
     if c is None:
         return None
     params, chan = c
     fields = {"act_min": params.act_min, "act_max": params.act_max, "t_shift": 0, "t_mult": 0, "lut": None}
     full = full_range(params.act_min, params.act_max, int8)
-    if post is None:
+    if wide:
+        if not full:
+            return None
+        mode, fields["t_shift"] = "EW_FCQ_WIDE", wide
+    elif post is None:
         mode = "EW_FCQ_SAT" if full else ("EW_FCQ_USAT" if not int8 and (params.act_min, params.act_max) == (0, 32767)
                                           else "EW_FCQ_CLAMP")
     elif int8:

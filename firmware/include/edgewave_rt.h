@@ -221,6 +221,9 @@ typedef struct {
  *     int16: four multipliers r: TFLM's int64 single rounding with a 16-bit multiplier
  *            is y = hi32(acc * r + 2^31) (SMMULR) with r = reduced multiplier << (17 + shift),
  *            exact for shifts -17..-1 while the accumulator provably fits int32;
+ *            mode EW_FCQ_WIDE (a shift below -17 in the call): r = reduced multiplier
+ *            << (32 + e - 15 + shift) and y = (hi32(acc * r) + 2^(e-1)) >> e (SMMUL, then
+ *            one rounding shift), e = t_shift, the same for the whole call;
  *     int8:  per output (mult, add, shift): the accumulator is twice TFLM's (pack.py
  *            checks it still fits int32), and MultiplyByQuantizedMultiplier + zp_out is
  *            hi32(acc * mult + 2^31 + (add + (acc < 0 ? -1 : 0)) * 2^32) >> shift with add
@@ -238,7 +241,8 @@ enum {
     EW_FCQ_USAT = 2,
     EW_FCQ_TANH = 3,
     EW_FCQ_LOGISTIC = 4,
-    EW_FCQ_LUT = 5
+    EW_FCQ_LUT = 5,
+    EW_FCQ_WIDE = 6
 };
 
 typedef struct {
@@ -368,6 +372,7 @@ void ew_fcq_clamp_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
 void ew_fcq_usat_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
 void ew_fcq_tanh_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
 void ew_fcq_logistic_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
+void ew_fcq_wide_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
 void ew_gateq_tl_s16(const int16_t *x, const ew_gateq *p, int16_t *out);
 void ew_gateq_tt_s16(const int16_t *x, const ew_gateq *p, int16_t *out);
 void ew_gateq_ll_s16(const int16_t *x, const ew_gateq *p, int16_t *out);

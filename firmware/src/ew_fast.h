@@ -56,6 +56,18 @@ static inline int32_t ew_smmulr(int32_t x, int32_t m)
 #endif
 }
 
+/* hi32(x * m), truncated (SMMUL). */
+static inline int32_t ew_smmul(int32_t x, int32_t m)
+{
+#ifdef EW_HAVE_SMMUL
+    int32_t r;
+    __asm__("smmul %0, %1, %2" : "=r"(r) : "r"(x), "r"(m));
+    return r;
+#else
+    return (int32_t)(uint32_t)((uint64_t)((int64_t)x * (int64_t)m) >> 32);
+#endif
+}
+
 static inline int32_t ew_clamp_fast(int32_t v, int32_t lo, int32_t hi)
 {
     return v < lo ? lo : (v > hi ? hi : v);

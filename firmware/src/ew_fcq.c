@@ -199,12 +199,15 @@ static const int32_t *dot4_w(const int32_t *xw, int32_t n_pairs, const int32_t *
 /* ---- int16 ------------------------------------------------------------------------------- */
 
 typedef struct {
-    int32_t lo, hi, ts, tm;
+    int32_t lo, hi, ts, tm, round;
     const int32_t *tbl;
 } post16_k;
 
 EW_INLINE int32_t post16(int32_t acc, int32_t r, const post16_k *k, const int mode)
 {
+    if (mode == EW_FCQ_WIDE) {
+        return EW_SSAT((ew_smmul(acc, r) + k->round) >> k->ts, 16);
+    }
     int32_t y = ew_smmulr(acc, r);
     if (mode == EW_FCQ_CLAMP) {
         return ew_clamp_fast(y, k->lo, k->hi);
@@ -228,6 +231,7 @@ EW_INLINE void fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out, const in
     EW_FCQ_OK(p, x, out, mode);
     assert(EW_ALIGNED4_OK(x));
     assert((mode != EW_FCQ_TANH && mode != EW_FCQ_LOGISTIC) || EW_SHIFT_OK(p->t_shift));
+    assert(mode != EW_FCQ_WIDE || (p->t_shift >= 1 && p->t_shift <= 31));
     const int32_t *w = p->w;
     const int32_t n_pairs = p->n_pairs;
     post16_k k;
@@ -236,6 +240,7 @@ EW_INLINE void fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out, const in
     k.hi = p->act_max;
     k.ts = p->t_shift;
     k.tm = p->t_mult;
+    k.round = mode == EW_FCQ_WIDE ? (int32_t)(1u << (p->t_shift - 1)) : 0;
     k.tbl = EW_TANH16_TABLE;
     for (left = p->n_out; left > 0; left -= 4) {
         int32_t a0, a1, a2, a3;
@@ -256,11 +261,15 @@ void ew_fcq_clamp_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16
 void ew_fcq_usat_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_USAT); }
 void ew_fcq_tanh_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_TANH); }
 void ew_fcq_logistic_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_LOGISTIC); }
+void ew_fcq_wide_s16(const int16_t *x, const ew_fcq *p, int16_t *out) { fcq_s16(x, p, out, EW_FCQ_WIDE); }
 
 void ew_fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out)
 {
-    assert(p != NULL && p->mode >= EW_FCQ_SAT && p->mode <= EW_FCQ_LOGISTIC);
+    assert(p != NULL && ((p->mode >= EW_FCQ_SAT && p->mode <= EW_FCQ_LOGISTIC) || p->mode == EW_FCQ_WIDE));
     switch (p->mode) {
+    case EW_FCQ_WIDE:
+        ew_fcq_wide_s16(x, p, out);
+        break;
     case EW_FCQ_CLAMP:
         ew_fcq_clamp_s16(x, p, out);
         break;
