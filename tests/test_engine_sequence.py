@@ -81,3 +81,39 @@ def test_exact_dot_products_at_the_extremes():
     zp = -37
     x8 = rng.integers(-128, 128, size=(16, depth))
     np.testing.assert_array_equal(K.fc_dot_exact(x8.astype(np.int8), w.astype(np.float64), zp), (x8 - zp) @ w)
+
+
+def test_few_call_requantization_is_the_kernels_at_the_extremes():
+    """The engine's whole-sequence and batched forms of MultiplyByQuantizedMultiplier and of
+    FULLY_CONNECTED's requantization are the kernels' integers: at int32's extremes, for every
+    shift, per channel (left, no and right shifts side by side), and where accumulators wrap."""
+    from edgewave.engine import _fc_requantizer, _rescaler
+    from edgewave.integer import fixedpoint as fp
+
+    rng = np.random.default_rng(1)
+    edges = [-2**31, -2**31 + 1, -2**30 - 1, -2**30, -2**30 + 1, -3, -1, 0, 1, 3, 2**30, 2**31 - 1]
+    x = np.concatenate([edges, rng.integers(-2**31, 2**31, 4000), rng.integers(-3000, 3000, 4004)]).astype(np.int64)
+    for shift in range(-31, 8):
+        for m in (0, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))):
+            np.testing.assert_array_equal(_rescaler(m, shift, -7)(x),
+                                          fp.multiply_by_quantized_multiplier(x, m, shift) - 7, err_msg=f"{m} {shift}")
+    shifts, mults, xs = np.array([3, 0, -1, -12, -31, 0, 1, -5]), rng.integers(1 << 30, 1 << 31, 8), x.reshape(-1, 8)
+    np.testing.assert_array_equal(_rescaler(mults, shifts, 5)(xs), fp.multiply_by_quantized_multiplier(xs, mults, shifts) + 5)
+
+    depth, n_out = 16, 5
+    for in_dtype, bias_dtype, shift, bias_at, zp_in in [(np.int8, np.int32, -8, 0, -37),
+                                                         (np.int8, np.int32, -8, 2**31 - 3000, 11),
+                                                         (np.int16, np.int64, -10, 0, 0),
+                                                         (np.int16, np.int64, 14, 0, 0),
+                                                         (np.int16, np.int32, -10, 2**31 - 3000, 0)]:
+        info = np.iinfo(in_dtype)
+        w = rng.choice(np.array([-127, 127, -1, 0, 5]), size=(n_out, depth))
+        w_t = w.T.astype(np.float64)
+        x = rng.choice(np.array([info.min, info.max, 0, -1, 1]), size=(64, depth)).astype(in_dtype)
+        bias = (bias_at + rng.integers(-1000, 1000, n_out)).astype(bias_dtype)
+        p = K.FCParams(zp_in, 3 if in_dtype == np.int8 else 0, int(info.min), int(info.max),
+                       tuple(int(v) for v in rng.integers(1 << 30, 1 << 31, n_out)), (shift,) * n_out)
+        want = K.fc_requantize(K.fc_dot_exact(x, w_t, zp_in), bias, p, in_dtype)
+        got = _fc_requantizer(p, bias, in_dtype, w_t, zp_in, in_dtype)(K.fc_dot_exact(x, w_t))
+        np.testing.assert_array_equal(got, want, err_msg=f"{in_dtype.__name__} bias {bias_at} shift {shift}")
+        assert got.dtype == in_dtype
