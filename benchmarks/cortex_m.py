@@ -55,6 +55,7 @@ def table4(ws: Workspace) -> dict:
 
     return {"rows": rows,
             "m4_int8_instructions_per_mac": pick("default", "int8")["per_mac"],
+            "m4_int16x8_instructions_per_mac": pick("default", "int16x8")["per_mac"],
             "m4_default_instructions_per_sample": pick("default", "int16x8")["per_sample"],
             "rv32_default_instructions_per_sample": pick("default", "int16x8", "riscv32")["per_sample"],
             "m4_default_instructions_per_sample_by_precision": {p: pick("default", p)["per_sample"]

@@ -15,6 +15,8 @@ numbers for machines). Every number is measured in the run that writes the file:
  10. generated C vs stock TensorFlow Lite Micro (CMSIS-NN and reference kernels) on the
      same emulated Cortex-M4 (skipped without a TFLM tree)
  11. the cost model of `edgewave info --target`, fitted and checked on random architectures
+ 12. training throughput: one process on one and two CPU devices, two workers
+ 13. per-call profile of a step on Cortex-M4 (QEMU, exact)
 
 Tables 1-5 use random-weight models (speed and memory do not depend on training);
 only table 6 trains (the default spec, about 5 minutes). Timings are medians of
@@ -78,6 +80,8 @@ HEADLINE_DEFINITIONS = {
                            "per sample / generated C (host) time per sample",
     "m4_int8_instructions_per_mac": "table 4: default model int8 on Cortex-M4 (DSP path), instructions per sample / "
                                     "MACs per sample",
+    "m4_int16x8_instructions_per_mac": "table 4: default model int16x8 on Cortex-M4 (DSP path), instructions per "
+                                       "sample / MACs per sample",
     "m4_default_instructions_per_sample": "table 4: default model, default precision (int16x8), Cortex-M4 (DSP "
                                           "path), mean instructions per sample",
     "rv32_default_instructions_per_sample": "table 4: default model, int16x8, rv32imac (portable C: no DSP "
@@ -243,7 +247,8 @@ def main(argv=None) -> int:
     if args.merge:
         res = merged(out_dir / "results.json", res, wanted)
     for n, key in ((1, "stream_vs_recompute_ratio"), (2, "dilation_cost_ratio"), (3, "c_vs_litert_speedup"),
-                   (4, "m4_int8_instructions_per_mac"), (4, "m4_default_instructions_per_sample"),
+                   (4, "m4_int8_instructions_per_mac"), (4, "m4_int16x8_instructions_per_mac"),
+                   (4, "m4_default_instructions_per_sample"),
                    (4, "rv32_default_instructions_per_sample"),
                    (5, "ram_vs_tflm"), (10, "tflm_cmsis_m4_instructions_per_sample"), (10, "m4_vs_tflm_cmsis_speedup"),
                    (10, "tflm_cmsis_m4_ram_bytes"), (10, "ram_vs_tflm_m4"), (10, "flash_vs_tflm_m4"),
