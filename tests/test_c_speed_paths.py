@@ -262,13 +262,16 @@ class Builder:
         zp = int(self.rng.integers(-128, 128)) if self.int8 else 0
         return QuantParams(float(10 ** self.rng.uniform(lo, hi)), zp)
 
-    def tensor(self, name, channels, q=None, fixed=False):
-        self.tensors[name] = Tensor(name, channels, q or self.q(), fixed)
+    def tensor(self, name, channels, q=None, fixed=False, wide=False):
+        if wide and q is None:  # an int8 model's 16-bit input stage: int16 scales, zero point 0
+            q = QuantParams(float(10 ** self.rng.uniform(-6.5, -4)), 0)
+        self.tensors[name] = Tensor(name, channels, q or self.q(), fixed, wide)
         return name
 
     def fc(self, name, inputs, n_out, activation="NONE", out_scale=None, tiny=False):
         """tiny: one channel's weights far smaller than the others' (as a trained input lift has),
-        so its requantization shift falls below -17 (int16: EW_FCQ_WIDE)."""
+        so its requantization shift falls below -17 (int16: EW_FCQ_WIDE). A layer reading an int8
+        model's input stage writes a wide (int16) output."""
         rng = self.rng
         depth = sum(self.tensors[n].channels for n, _ in inputs)
         w = rng.integers(-127, 128, (n_out, depth))
@@ -283,14 +286,22 @@ class Builder:
         # (outputs saturating more or less often), sometimes >= 1/2 or 1 (other code paths)
         mult = 2.0 ** (rng.uniform(-14, -1.2) if rng.random() < 0.9 else rng.uniform(-1.2, 1.5))
         s_in = self.tensors[inputs[0][0]].q.scale
-        zp = int(rng.integers(-128, 128)) if self.int8 else 0
+        wide = self.tensors[inputs[0][0]].wide
+        narrow = self.int8 and not wide
+        zp = int(rng.integers(-128, 128)) if narrow else 0
         span = 10 ** (rng.uniform(1, 6) if rng.random() < 0.9 else 9.3)
-        bias = rng.integers(-span, span + 1, n_out).astype(np.int32 if self.int8 else np.int64)
+        bias = rng.integers(-span, span + 1, n_out).astype(np.int32 if narrow else np.int64)
         if out_scale is not None:  # the output scale given: the weight scales follow from the multipliers
             scales = (out_scale * 2.0 ** rng.uniform(-14, -1.2, n_out) / s_in).astype(np.float32)
-        self.tensor(name, n_out, QuantParams(float(out_scale or s_in * scales.max() / mult), zp))
+        self.tensor(name, n_out, QuantParams(float(out_scale or s_in * scales.max() / mult), zp), wide=wide)
         self.ops.append(Op("fc", list(inputs), name, activation, w.astype(np.int8), scales, bias))
         return name
+
+    def narrowed(self, name):
+        """QUANTIZE of an input-stage tensor to int8 (widen_input_stage's /q8 copies)."""
+        out = self.tensor(f"{name}/q8", self.tensors[name].channels)
+        self.ops.append(Op("requant", [(name, 0)], out))
+        return out
 
     def act(self, name, kind, src):
         if self.int8:
@@ -322,7 +333,7 @@ def gated_program(rng, precision):
     b = Builder(rng, precision)
     c = int(rng.choice([2, 3, 4, 5, 6, 9, 12]))
     b.tensor("x", 1)
-    h = b.fc("h", [("x", 0)], c, tiny=rng.random() < 0.5)
+    h = b.fc("h", [("x", 0)], c, tiny=rng.random() < 0.8)
     d = int(rng.integers(1, 4))
     taps = [(h, d * (2 - j)) for j in range(3)]
     kinds = [("tanh", "logistic"), ("logistic", "tanh"), ("tanh", "tanh"), ("logistic", "logistic")][int(rng.integers(4))]
@@ -334,6 +345,22 @@ def gated_program(rng, precision):
     r = b.fc("r", [(g, 0)], c)
     s = b.elementwise("s", "add", *([h, r] if rng.random() < 0.5 else [r, h]))  # residual, either order
     return b.program(b.fc("y", [(s, 0), (s, 1)], 1, "RELU" if rng.random() < 0.3 else "NONE"))
+
+
+def input_stage_program(rng, precision):
+    """int8: the gated unit of the 16-bit input stage (ew_gateq_s16_s8), the FCs on int16 taps of the
+    input, each output narrowed to int8 before its activation; int16x8: the same without narrowing."""
+    b = Builder(rng, precision)
+    c = int(rng.choice([1, 2, 3, 4, 7, 12]))
+    b.tensor("x", 1, wide=b.int8)
+    d = int(rng.integers(1, 4))
+    taps = [("x", d * (3 - j)) for j in range(4)]
+    kinds = [("tanh", "logistic"), ("logistic", "tanh"), ("tanh", "tanh"), ("logistic", "logistic")][int(rng.integers(4))]
+    # multipliers as trained layers have them (the fused call refuses shifts below -17)
+    pre = [b.fc(f"f{k}/pre", taps, c, out_scale=float(10 ** rng.uniform(-4.5, -2.5))) for k in "ab"]
+    acts = [b.act(f"f{k}", kind, b.narrowed(p) if b.int8 else p) for k, kind, p in zip("ab", kinds, pre)]
+    g = b.elementwise("g", "mul", *acts)
+    return b.program(b.fc("y", [(g, 0), (g, 1)], 1, "RELU" if rng.random() < 0.3 else "NONE"))
 
 
 def residual_program(rng, precision):
@@ -377,7 +404,8 @@ def skips_program(rng, precision):
     return b.program(b.fc("y", [("skr", 0), (r2, 0)], 1))
 
 
-PROGRAMS = {"gated": gated_program, "residual": residual_program, "skips": skips_program}
+PROGRAMS = {"gated": gated_program, "residual": residual_program, "skips": skips_program,
+            "input-stage": input_stage_program}
 
 
 def c_model(prog: Program, c_dir: Path) -> tuple[list[Path], list[Path], str]:
@@ -397,8 +425,8 @@ def random_cases(precision: str, n: int, seed: int):
     while len(cases) < n:
         kind = list(PROGRAMS)[len(cases) % len(PROGRAMS)]
         prog = PROGRAMS[kind](rng, precision)
-        info = np.iinfo(prog.dtype)
-        codes = rng.integers(info.min, info.max + 1, 300).astype(prog.dtype)
+        info = np.iinfo(prog.input_dtype)
+        codes = rng.integers(info.min, info.max + 1, 300).astype(prog.input_dtype)
         codes[:20] = info.max
         codes[20:40] = info.min
         try:
@@ -412,7 +440,7 @@ def random_cases(precision: str, n: int, seed: int):
 @pytest.fixture(scope="module", params=["int8", "int16x8"])
 def built(request, tmp_path_factory):
     out = []
-    for name, prog, codes, want in random_cases(request.param, 18, 11 if request.param == "int8" else 12):
+    for name, prog, codes, want in random_cases(request.param, 20, 11 if request.param == "int8" else 12):
         c_dir = tmp_path_factory.mktemp(name)
         srcs, incs, text = c_model(prog, c_dir)
         out.append((name, prog, codes, want, srcs, incs, text, c_dir))
@@ -429,6 +457,8 @@ def test_fused_kernels_are_used(built):
     assert any("EW_FCQ_TANH" in t or "EW_FCQ_LOGISTIC" in t or "EW_FCQ_LUT" in t for *_, t, _ in built)
     if built[0][1].dtype == np.int16:
         assert sum("ew_fcq_wide_s16(" in t for *_, t, _ in built) >= 2
+    else:
+        assert sum("ew_gateq_s16_s8(" in t for *_, t, _ in built) >= 3
 
 
 def test_fused_kernels_host_and_sanitizers(built):

@@ -99,6 +99,33 @@ def fuse(prog: Program) -> list[FusedOp]:
             take("gate", [first, *(o for o in (fa, pa, fb, pb, m) if o is not first)], first, inputs[id(fa)],
                  m.output, prep)
 
+    # the gated unit of an int8 model's 16-bit input stage: MUL(f(QUANTIZE(FC_a(x))), g(QUANTIZE(FC_b(x))))
+    def narrowed_fc(name):  # (fc, its QUANTIZE) when `name` is an int16 FC output narrowed to int8
+        q = producer.get(name)
+        if q is None or q.kind != "requant" or id(q) in done or q.inputs[0][1] or not T[q.inputs[0][0]].wide:
+            return None
+        f = producer.get(q.inputs[0][0])
+        if f is None or f.kind != "fc" or id(f) in done or not private(f.output) or not private(name):
+            return None
+        return f, q
+
+    for m in ops:
+        if m.kind != "mul" or id(m) in done or touches_wide(prog, m) or any(d for _, d in m.inputs):
+            continue
+        posts = [producer.get(n) for n, _ in m.inputs]
+        if m.inputs[0][0] == m.inputs[1][0] or any(o is None or id(o) in done or o.kind not in ("tanh", "logistic")
+                                                     or o.inputs[0][1] for o in posts):
+            continue
+        fq = [narrowed_fc(o.inputs[0][0]) for o in posts]
+        if None in fq or not all(private(n) for n, _ in m.inputs) or inputs[id(fq[0][0])] != inputs[id(fq[1][0])]:
+            continue
+        sides = [(f, q, o) for (f, q), o in zip(fq, posts)]
+        prep = pack.prep_gate16x8(prog, sides, m, inputs[id(fq[0][0])])
+        if prep is not None:
+            parts = [o for side in sides for o in side] + [m]
+            first = min(parts, key=lambda o: pos[id(o)])
+            take("gate", [first, *(o for o in parts if o is not first)], first, inputs[id(fq[0][0])], m.output, prep)
+
     # residual ADD of a fully-connected output
     for add in ops:
         if add.kind != "add" or not free(add) or any(d for _, d in add.inputs):

@@ -155,6 +155,13 @@ def _prepared_fc(p: Plan, prog: Program, f: FusedOp) -> dict:
         _struct(p, call["params"], "ew_fcq", head + [(k, pr[k]) for k in ("act_min", "act_max", "t_shift", "t_mult")]
                 + [table("lut", "int8_t", "lut")])
         return {**call, "macro": "fcq"}
+    if f.kind == "gate" and "narrow_a" in pr:  # an int8 model's input stage: int16 in, int8 out
+        (pre_a, na), (pre_b, nb) = pr["narrow_a"], pr["narrow_b"]
+        luts = [table(k, "int16_t", k.replace("_", "")) for k in ("lut_a", "lut_b")]
+        _struct(p, call["params"], "ew_gateq16x8", head + [("narrow_a", list(na)), ("narrow_b", list(nb)),
+                                                          ("pre_a", pre_a), ("pre_b", pre_b)]
+                + luts + [(k, pr[k]) for k in ("rq_mult", "add", "shift")])
+        return {**call, "macro": "gateq16x8", "order": pr["order"]}
     if f.kind == "gate":
         luts = [table(k, "int16_t", k.replace("_", "")) for k in ("lut_a", "lut_b")]
         _struct(p, call["params"], "ew_gateq", head + [("a_mult", pr.get("a_mult", 0)), ("b_mult", pr.get("b_mult", 0))]

@@ -263,6 +263,46 @@ def prep_gate(prog: Program, fa, pa, fb, pb, mul, inputs) -> dict | None:
             "shift": rq[3], "order": (fa, pa, fb, pb), **fields}
 
 
+def prep_gate16x8(prog: Program, sides, mul, inputs) -> dict | None:
+    """Constants of the gated unit of an int8 model's 16-bit input stage (ew_gateq_s16_s8):
+    MUL(pa(QUANTIZE(fa(x))), pb(QUANTIZE(fb(x)))) with ``sides`` ((fa, qa, pa), (fb, qb, pb)), the
+    fully-connected layers on int16 x, QUANTIZE narrowing their int16 outputs to int8."""
+    T = prog.tensors
+    (fa, qa, pa), (fb, qb, pb) = sides
+    if fa.weights.shape != fb.weights.shape:
+        return None
+    consts, narrow, luts = [], [], []
+    mp = K.mul_params(T[pa.output].q, T[pb.output].q, T[mul.output].q, "int8")
+    if not full_range(mp.act_min, mp.act_max, True):
+        return None
+    for (f, q, post), zp in zip(sides, (mp.zp_a, mp.zp_b)):
+        c = fc_consts(prog, f, inputs)
+        rp = K.requant_params(T[f.output].q, T[q.output].q, "int8")
+        nq = prep_requant(rp)
+        if c is None or nq is None or not full_range(c[0].act_min, c[0].act_max, False) \
+                or not full_range(rp.act_min, rp.act_max, True):
+            return None
+        consts.append(c[1])
+        narrow.append(nq)
+        luts.append(post_lut(prog, rp, T[q.output].q, post, zp))
+    la, lb = luts
+    # as ew_gateq's int8 form: the doubled product (lut_a is doubled) takes the multiplier itself
+    pmax = int(max(abs(x * y) for x in (la.min(), la.max()) for y in (lb.min(), lb.max())))
+    rq = rq_form(mp.mult, mp.shift, mp.zp_out, pmax)
+    if rq is None or rq[2] != -1:
+        return None
+    depth, n_out = fa.weights.shape[1], fa.weights.shape[0]
+    n_pairs = pair_words(depth, False)
+    rows, chan = [], []
+    for c in range(0, n_out, 2):
+        idx = [c, c + 1] if c + 1 < n_out else [c, None]
+        rows += [f.weights[i] if i is not None else None for f in (fa, fb) for i in idx]
+        chan += [k[i] if i is not None else None for k in consts for i in idx]
+    return {"words": weight_stream(rows, chan, depth, n_pairs, False), "n_out": n_out, "n_pairs": n_pairs,
+            "mode": 0, "narrow_a": narrow[0], "narrow_b": narrow[1], "lut_a": 2 * la, "lut_b": lb,
+            "rq_mult": mp.mult, "add": rq[1], "shift": rq[3], "order": (fa, pa, fb, pb)}
+
+
 def addin_form(zp: int, mult: int, shift: int, left_shift: int, int8: bool) -> tuple | None:
     """(zp, sh, mult, c, neg, e) of ew_addin, or None."""
     if not int8 and zp != 0:

@@ -295,6 +295,27 @@ typedef struct {
     int32_t shift;
 } ew_gateq;
 
+/* The gated unit of an int8 model's 16-bit input stage: both fully-connected layers read the
+ * int16 input stage (the int16x8 weight stream and multipliers r of ew_gateq), each int16
+ * output is narrowed to int8 as QUANTIZE does (ew_rq after a left shift ``pre_a`` / ``pre_b``,
+ * the full int8 range), and from there on it is the int8 gated unit: ``lut_a`` / ``lut_b`` and
+ * (rq_mult, add, shift) as in ew_gateq's int8 form. */
+typedef struct {
+    const int32_t *w;
+    int32_t n_out;
+    int32_t n_pairs;
+    int32_t mode;
+    ew_rq narrow_a;
+    ew_rq narrow_b;
+    int32_t pre_a;
+    int32_t pre_b;
+    const int16_t *lut_a;
+    const int16_t *lut_b;
+    int32_t rq_mult;
+    int32_t add;
+    int32_t shift;
+} ew_gateq16x8;
+
 /* One input of a prepared ADD: TFLM's MultiplyByQuantizedMultiplier((x - zp) << left_shift,
  * mult, -e) for a stored value x is
  *     smmlar((x - zp) << sh, mult, c + (x < zp ? neg : 0)) >> e,   sh = left_shift + 1,
@@ -356,6 +377,7 @@ void ew_gather_s8(const int8_t *const *taps, int32_t n_taps, int32_t tap_len, in
 void ew_fcq_s8(const int32_t *xw, const ew_fcq *p, int8_t *out);
 void ew_fcq_s16(const int16_t *x, const ew_fcq *p, int16_t *out);
 void ew_gateq_s8(const int32_t *xw, const ew_gateq *p, int8_t *out);
+void ew_gateq_s16_s8(const int16_t *x, const ew_gateq16x8 *p, int8_t *out);
 void ew_gateq_s16(const int16_t *x, const ew_gateq *p, int16_t *out);
 void ew_addfcq_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *other, int8_t *out);
 void ew_addfcq_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);

@@ -586,6 +586,41 @@ void ew_gateq_s8(const int32_t *xw, const ew_gateq *p, int8_t *out)
     }
 }
 
+/* One side of the input stage's gated unit: the fully-connected layer's int16 output (the ew_fcq
+ * int16 form, full range), then QUANTIZE to int8. */
+EW_INLINE int32_t narrow8(int32_t acc, int32_t r, const ew_rq *q, int32_t pre)
+{
+    const int32_t y = EW_SSAT(ew_smmulr(acc, r), 16);
+    return EW_SSAT(ew_rq_apply((int32_t)((uint32_t)y << pre), q), 8);
+}
+
+void ew_gateq_s16_s8(const int16_t *x, const ew_gateq16x8 *p, int8_t *out)
+{
+    EW_FCQ_OK(p, x, out, 0);
+    assert(EW_ALIGNED4_OK(x) && p->lut_a != NULL && p->lut_b != NULL && EW_SHIFT_OK(p->shift));
+    assert(EW_SHIFT_OK(p->narrow_a.shift) && EW_SHIFT_OK(p->narrow_b.shift) && EW_SHIFT_OK(p->pre_a) &&
+           EW_SHIFT_OK(p->pre_b));
+    const int32_t *w = p->w;
+    const int32_t n_pairs = p->n_pairs;
+    const ew_rq qa = p->narrow_a, qb = p->narrow_b;
+    const int32_t pa = p->pre_a, pb = p->pre_b;
+    const int16_t *la = p->lut_a + 128, *lb = p->lut_b + 128;
+    const int32_t m = p->rq_mult, add = p->add, sh = p->shift;
+    int32_t left;
+    for (left = p->n_out; left > 0; left -= 2) {
+        int32_t a0, a1, b0, b1;
+        DOT4_S16(x, n_pairs, w, a0, a1, b0, b1);
+        a0 = la[narrow8(a0, w[0], &qa, pa)] * lb[narrow8(b0, w[2], &qb, pb)];
+        out[0] = (int8_t)EW_SSAT(ew_smmlar(a0, m, add + ew_sign(a0)) >> sh, 8);
+        if (left >= 2) {
+            a1 = la[narrow8(a1, w[1], &qa, pa)] * lb[narrow8(b1, w[3], &qb, pb)];
+            out[1] = (int8_t)EW_SSAT(ew_smmlar(a1, m, add + ew_sign(a1)) >> sh, 8);
+        }
+        out += 2;
+        w += 4;
+    }
+}
+
 /* The tables hold doubled terms (and the halving is shifted one more), so the doubled sum
  * takes the ew_rq form of rq8: one instruction less per output. y is clamped to the full
  * range (the layer's own clamp is in lut_f). */
