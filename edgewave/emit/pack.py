@@ -214,6 +214,18 @@ def prep_fc(prog: Program, op, post, inputs) -> dict | None:
     return {**_in_order(op, chan, int8), "mode": mode, **fields}
 
 
+def gate_stream(fa, fb, chan_a, chan_b, int8: bool) -> tuple[list[int], int, int]:
+    """(weight stream, n_out, n_pairs) of a gated unit: groups of (a[c], a[c+1], b[c], b[c+1])."""
+    depth, n_out = fa.weights.shape[1], fa.weights.shape[0]
+    n_pairs = pair_words(depth, int8)
+    rows, chan = [], []
+    for c in range(0, n_out, 2):
+        idx = [c, c + 1] if c + 1 < n_out else [c, None]
+        rows += [f.weights[i] if i is not None else None for f in (fa, fb) for i in idx]
+        chan += [k[i] if i is not None else None for k in (chan_a, chan_b) for i in idx]
+    return weight_stream(rows, chan, depth, n_pairs, int8), n_out, n_pairs
+
+
 def prep_gate(prog: Program, fa, pa, fb, pb, mul, inputs) -> dict | None:
     """Constants of a prepared gated unit (ew_gateq): MUL(pa(fa(x)), pb(fb(x)))."""
     T = prog.tensors
@@ -250,15 +262,7 @@ def prep_gate(prog: Program, fa, pa, fb, pb, mul, inputs) -> dict | None:
         return None
     if int8:  # the doubled product (lut_a is doubled) takes the multiplier itself
         rq = (mp.mult, *rq[1:])
-    depth = fa.weights.shape[1]
-    n_pairs = pair_words(depth, int8)
-    n_out = fa.weights.shape[0]
-    rows, chan = [], []
-    for c in range(0, n_out, 2):
-        idx = [c, c + 1] if c + 1 < n_out else [c, None]
-        rows += [fa.weights[i] if i is not None else None for i in idx] + [fb.weights[i] if i is not None else None for i in idx]
-        chan += [ca[1][i] if i is not None else None for i in idx] + [cb[1][i] if i is not None else None for i in idx]
-    words = weight_stream(rows, chan, depth, n_pairs, int8)
+    words, n_out, n_pairs = gate_stream(fa, fb, ca[1], cb[1], int8)
     return {"words": words, "n_out": n_out, "n_pairs": n_pairs, "rq_mult": rq[0], "add": rq[1],
             "shift": rq[3], "order": (fa, pa, fb, pb), **fields}
 
@@ -291,14 +295,8 @@ def prep_gate16x8(prog: Program, sides, mul, inputs) -> dict | None:
     rq = rq_form(mp.mult, mp.shift, mp.zp_out, pmax)
     if rq is None or rq[2] != -1:
         return None
-    depth, n_out = fa.weights.shape[1], fa.weights.shape[0]
-    n_pairs = pair_words(depth, False)
-    rows, chan = [], []
-    for c in range(0, n_out, 2):
-        idx = [c, c + 1] if c + 1 < n_out else [c, None]
-        rows += [f.weights[i] if i is not None else None for f in (fa, fb) for i in idx]
-        chan += [k[i] if i is not None else None for k in consts for i in idx]
-    return {"words": weight_stream(rows, chan, depth, n_pairs, False), "n_out": n_out, "n_pairs": n_pairs,
+    words, n_out, n_pairs = gate_stream(fa, fb, *consts, False)
+    return {"words": words, "n_out": n_out, "n_pairs": n_pairs,
             "mode": 0, "narrow_a": narrow[0], "narrow_b": narrow[1], "lut_a": 2 * la, "lut_b": lb,
             "rq_mult": mp.mult, "add": rq[1], "shift": rq[3], "order": (fa, pa, fb, pb)}
 
