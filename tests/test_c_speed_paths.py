@@ -457,6 +457,7 @@ def test_fused_kernels_are_used(built):
     assert any("EW_FCQ_TANH" in t or "EW_FCQ_LOGISTIC" in t or "EW_FCQ_LUT" in t for *_, t, _ in built)
     if built[0][1].dtype == np.int16:
         assert sum("ew_fcq_wide_s16(" in t for *_, t, _ in built) >= 2
+        assert sum(bool(re.search(r"ew_addfcq_(y_)?halve_both_s16\(", t)) for *_, t, _ in built) >= 2
     else:
         assert sum("ew_gateq_s16_s8(" in t for *_, t, _ in built) >= 3
 

@@ -338,7 +338,9 @@ typedef struct {
  * by (rq_mult, add, shift) (ew_rq, neg -1, zp_out folded in) and clamped to [act_min, act_max].
  * int16 (zero points 0): ``f`` and ``o`` rescale y and other; ``mode`` EW_ADDFC_HALVE_O:
  * f has e >= 1, o is an exact halving, both clamps are the full type range;
- * EW_ADDFC_HALVE_F: the same with f and o swapped; EW_ADDFC_ANY: anything.
+ * EW_ADDFC_HALVE_F: the same with f and o swapped; EW_ADDFC_HALVE_BOTH: both inputs are
+ * exact halvings (equal scales, which int16's power-of-two scales make common), both clamps
+ * the full range; EW_ADDFC_ANY: anything.
  * int8: the rescaled y comes from ``lut_f`` (256 entries, index y + 128, for y clamped
  * to the full range; the layer's own clamp is folded in); EW_ADDFC_HALVE_O: other is
  * an exact halving, (other - o.zp) << 19, whose -(o.zp << 19) is folded into lut_f, and
@@ -349,7 +351,8 @@ typedef struct {
 enum {
     EW_ADDFC_HALVE_O = 0,
     EW_ADDFC_HALVE_F = 1,
-    EW_ADDFC_ANY = 2
+    EW_ADDFC_ANY = 2,
+    EW_ADDFC_HALVE_BOTH = 3 /* int16 only */
 };
 
 typedef struct {
@@ -405,9 +408,12 @@ void ew_addfcq_y_any_s8(const int32_t *xw, const ew_addfcq *p, const int8_t *oth
 void ew_addfcq_halve_o_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
 void ew_addfcq_halve_f_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
 void ew_addfcq_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
+void ew_addfcq_halve_both_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out);
 void ew_addfcq_y_halve_o_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out);
 void ew_addfcq_y_halve_f_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out);
 void ew_addfcq_y_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out);
+void ew_addfcq_y_halve_both_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out,
+                                int16_t *y_out);
 
 /* For generated code: a pointer the emitter knows to be 4-byte aligned, so that the
  * compiler may copy from it with LDM / LDRD. */

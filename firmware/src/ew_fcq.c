@@ -370,6 +370,8 @@ EW_INLINE int32_t add16(int32_t y, int32_t other, const ew_addfcq *p, const int 
         s = (int32_t)((uint32_t)addin16_neg(y, p->f.mult, p->f.c, p->f.e) + ((uint32_t)other << 14));
     } else if (mode == EW_ADDFC_HALVE_F) {
         s = (int32_t)(((uint32_t)y << 14) + (uint32_t)addin16_neg(other, p->o.mult, p->o.c, p->o.e));
+    } else if (mode == EW_ADDFC_HALVE_BOTH) {
+        s = (int32_t)((uint32_t)(y + other) << 14);
     } else {
         s = (int32_t)((uint32_t)addin16(y, &p->f) + (uint32_t)addin16(other, &p->o));
     }
@@ -439,6 +441,11 @@ void ew_addfcq_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *othe
     addfcq_s16(x, p, other, out, NULL, EW_ADDFC_ANY, 0);
 }
 
+void ew_addfcq_halve_both_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out)
+{
+    addfcq_s16(x, p, other, out, NULL, EW_ADDFC_HALVE_BOTH, 0);
+}
+
 void ew_addfcq_y_halve_o_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out)
 {
     addfcq_s16(x, p, other, out, y_out, EW_ADDFC_HALVE_O, 1);
@@ -454,15 +461,24 @@ void ew_addfcq_y_any_s16(const int16_t *x, const ew_addfcq *p, const int16_t *ot
     addfcq_s16(x, p, other, out, y_out, EW_ADDFC_ANY, 1);
 }
 
+void ew_addfcq_y_halve_both_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out,
+                                int16_t *y_out)
+{
+    addfcq_s16(x, p, other, out, y_out, EW_ADDFC_HALVE_BOTH, 1);
+}
+
 void ew_addfcq_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out)
 {
-    assert(p != NULL && p->mode >= EW_ADDFC_HALVE_O && p->mode <= EW_ADDFC_ANY);
+    assert(p != NULL && p->mode >= EW_ADDFC_HALVE_O && p->mode <= EW_ADDFC_HALVE_BOTH);
     switch (p->mode) {
     case EW_ADDFC_HALVE_O:
         ew_addfcq_halve_o_s16(x, p, other, out);
         break;
     case EW_ADDFC_HALVE_F:
         ew_addfcq_halve_f_s16(x, p, other, out);
+        break;
+    case EW_ADDFC_HALVE_BOTH:
+        ew_addfcq_halve_both_s16(x, p, other, out);
         break;
     default:
         ew_addfcq_any_s16(x, p, other, out);
@@ -472,13 +488,16 @@ void ew_addfcq_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, i
 
 void ew_addfcq_y_s16(const int16_t *x, const ew_addfcq *p, const int16_t *other, int16_t *out, int16_t *y_out)
 {
-    assert(p != NULL && p->mode >= EW_ADDFC_HALVE_O && p->mode <= EW_ADDFC_ANY);
+    assert(p != NULL && p->mode >= EW_ADDFC_HALVE_O && p->mode <= EW_ADDFC_HALVE_BOTH);
     switch (p->mode) {
     case EW_ADDFC_HALVE_O:
         ew_addfcq_y_halve_o_s16(x, p, other, out, y_out);
         break;
     case EW_ADDFC_HALVE_F:
         ew_addfcq_y_halve_f_s16(x, p, other, out, y_out);
+        break;
+    case EW_ADDFC_HALVE_BOTH:
+        ew_addfcq_y_halve_both_s16(x, p, other, out, y_out);
         break;
     default:
         ew_addfcq_y_any_s16(x, p, other, out, y_out);
