@@ -364,7 +364,7 @@ def prep_fcadd(prog: Program, fc, add, side: int, inputs) -> dict | None:
         smax = (int(np.abs(_add_scaled(ap, *sides[side], params.act_min, params.act_max)).max())
                 + int(np.abs(_add_scaled(ap, *sides[1 - side], info.min, info.max)).max()))
         full = full_range(params.act_min, params.act_max, False) and full_out
-        if full and o[5] == 0 and f[5] == 0:
+        if o[5] == 0 and f[5] == 0:
             mode = "EW_ADDFC_HALVE_BOTH"
         elif full and o[5] == 0 and f[5] > 0:
             mode = "EW_ADDFC_HALVE_O"

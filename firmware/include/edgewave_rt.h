@@ -339,8 +339,8 @@ typedef struct {
  * int16 (zero points 0): ``f`` and ``o`` rescale y and other; ``mode`` EW_ADDFC_HALVE_O:
  * f has e >= 1, o is an exact halving, both clamps are the full type range;
  * EW_ADDFC_HALVE_F: the same with f and o swapped; EW_ADDFC_HALVE_BOTH: both inputs are
- * exact halvings (equal scales, which int16's power-of-two scales make common), both clamps
- * the full range; EW_ADDFC_ANY: anything.
+ * exact halvings (equal scales, which int16's power-of-two scales make common), any clamps;
+ * EW_ADDFC_ANY: anything.
  * int8: the rescaled y comes from ``lut_f`` (256 entries, index y + 128, for y clamped
  * to the full range; the layer's own clamp is folded in); EW_ADDFC_HALVE_O: other is
  * an exact halving, (other - o.zp) << 19, whose -(o.zp << 19) is folded into lut_f, and

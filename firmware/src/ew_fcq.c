@@ -359,7 +359,8 @@ EW_INLINE int32_t addin16_neg(int32_t x, int32_t mult, int32_t c, int32_t e)
 EW_INLINE int32_t fc16_y(int32_t acc, int32_t r, const ew_addfcq *p, const int mode)
 {
     const int32_t y = ew_smmulr(acc, r);
-    return mode == EW_ADDFC_ANY ? ew_clamp_fast(y, p->fc_min, p->fc_max) : EW_SSAT(y, 16);
+    return mode == EW_ADDFC_ANY || mode == EW_ADDFC_HALVE_BOTH ? ew_clamp_fast(y, p->fc_min, p->fc_max)
+                                                              : EW_SSAT(y, 16);
 }
 
 /* ADD(y, other) for the clamped y; an exact halving is x << 14. */
@@ -376,7 +377,8 @@ EW_INLINE int32_t add16(int32_t y, int32_t other, const ew_addfcq *p, const int 
         s = (int32_t)((uint32_t)addin16(y, &p->f) + (uint32_t)addin16(other, &p->o));
     }
     s = ew_rq_apply_neg(s, p->rq_mult, p->add, p->shift);
-    return mode == EW_ADDFC_ANY ? ew_clamp_fast(s, p->act_min, p->act_max) : EW_SSAT(s, 16);
+    return mode == EW_ADDFC_ANY || mode == EW_ADDFC_HALVE_BOTH ? ew_clamp_fast(s, p->act_min, p->act_max)
+                                                              : EW_SSAT(s, 16);
 }
 
 #define ADD16_OUT(k, acc)                                  \
