@@ -464,6 +464,10 @@ def test_fused_kernels_are_used(built):
         assert len(both) >= 2 and any(c["parts"][0].activation == "RELU" for c in both)  # also clamped
     else:
         assert sum("ew_gateq_s16_s8(" in t for *_, t, _ in built) >= 3
+        # inputs whose length is not a multiple of 4, gathered inline: whole quads and straddling ones
+        mixed = [c for _, prog, *_ in built for c in plan_mod.plan(prog, "m").calls if c.get("gather") == "mixed"]
+        assert sum(any(k == "widen" for k, _, _ in c["pieces"]) and any(k == "words" for k, _, _ in c["pieces"])
+                   for c in mixed) >= 2
 
 
 def test_fused_kernels_host_and_sanitizers(built):

@@ -191,7 +191,17 @@ def _gather(p: Plan, prog: Program, f: FusedOp, int8: bool, n_pairs: int) -> dic
         words = [tuple(elem[k] if k < len(elem) else None for k in pair) for pair in pairs]
         return {"gather": "inline", "words": words, "xw_words": n_pairs}
     if int8:
-        return {"gather": "call", "tap_array": True, "xw_words": n_pairs}
+        # lengths that are not a multiple of 4: each quad of the concatenated input that lies in one
+        # tap is widened inline as above, the quads that straddle two taps are packed element by element
+        pieces = []
+        for q in range(0, len(elem := [(t, k) for t in range(n_taps) for k in range(tap_len)]), 4):
+            quad = elem[q:q + 4]
+            if len(quad) == 4 and quad[0][0] == quad[3][0]:
+                pieces.append(("widen", q // 2, quad[0]))
+            else:
+                quad += [None] * (4 - len(quad))
+                pieces.append(("words", q // 2, [(quad[0], quad[2]), (quad[1], quad[3])]))
+        return {"gather": "mixed", "pieces": pieces, "used_words": 2 * len(pieces), "xw_words": n_pairs}
     if n_taps == 1 and tap_len == 2 * n_pairs and tap_len % 4 == 0 and aligned(p, f.inputs[0][0]):
         return {"gather": "direct"}
     # the emitter knows every length and alignment: plain fixed-size copies, which the
