@@ -156,9 +156,9 @@ def _summary(graph, meta) -> dict:
 
 @main.command()
 @click.argument("model", metavar="MODEL")
-@click.option("--target", type=click.Choice(["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33"]),
+@click.option("--target", type=click.Choice(["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "riscv32"]),
               help="Also say whether MODEL runs in real time on this core (needs --clock-hz; --rate unless the "
-                   "model knows its sample rate).")
+                   "model knows its sample rate). riscv32: rv32imac, the portable C.")
 @click.option("--clock-hz", type=click.FloatRange(min=0, min_open=True), metavar="HZ",
               help="Core clock for --target, e.g. 168e6.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="HZ",
@@ -171,9 +171,10 @@ def info(model, target, clock_hz, rate, precision, as_json):
     """Show a model: layers in conceptual and trained form, receptive field, cost, metrics.
 
     MODEL is a MODEL_DIR from `edgewave train`, a user .keras file, or a spec .toml.
-    With --target, also estimate instructions per sample on that Cortex-M core from
-    instruction counts measured by `make bench`, and say whether it keeps up with
-    --rate at --clock-hz — size a spec before spending time training it:
+    With --target, also estimate instructions per sample on that core from instruction
+    counts measured by `make bench` (the C it would get is counted call by call; a spec
+    is quantized with fixed pseudo-random weights first), and say whether it keeps up
+    with --rate at --clock-hz — size a spec before spending time training it:
 
         edgewave info spec.toml --target cortex-m4 --clock-hz 168e6 --rate 16000
     """

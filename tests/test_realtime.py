@@ -22,23 +22,41 @@ def test_fit_recovers_non_negative_per_op_costs():
     assert got == pytest.approx(truth, abs=1e-6) and min(got.values()) >= 0
 
 
-def test_features_count_what_the_lowered_program_computes():
+def test_features_count_the_calls_the_emitter_generates():
     graph = spec_mod.to_graph(spec_mod.default())
-    count = realtime.features(graph)
-    prog = lowering.lower_structure(graph)
-    fcs = [op for op in prog.ops if op.kind == "fc"]
-    assert count["mac"] == lowering.runtime_macs(graph) == sum(op.weights.size for op in fcs)
-    assert count["fc_call"] == len(fcs) and count["fc_output"] == sum(op.weights.shape[0] for op in fcs)
-    assert count["lut_value"] == 8 * 12  # 4 gated units, a tanh and a sigmoid of 12 channels each
-    assert count["mul_value"] == 4 * 12 and count["add_value"] == 3 * 12  # gates; residual sums
-    assert count["step"] == 1 and count["pool_tap"] == 0
+    for precision in realtime.PRECISIONS:
+        prog = realtime.sizing_program(graph, precision)
+        count = realtime.features(prog)
+        fcs = [op for op in prog.ops if op.kind == "fc"]
+        # every MAC is in a prepared kernel's input pairs, rows padded to blocks of 4
+        assert count["mac_pair"] >= sum(op.weights.size for op in fcs) / 2
+        assert count["gate_out"] == 4 * 12  # 4 gated units of 12 channels, each one fused call
+        assert count["addfc_out"] + count["addfc_any_out"] == 3 * 12  # 3 residual sums, fused with their FC
+        assert count["fc_call"] == 1 + 4 + 3 + 2  # the input lift, gates, residual FCs, the skip and output layers
+        assert count["step"] == 1 and count["pool_tap"] == 0
+    # deterministic: the same spec is sized the same every time
+    assert realtime.features(realtime.sizing_program(graph, "int8")) == count
+
+
+def test_sizing_program_uses_trained_weights_when_there_are_some():
+    graph = spec_mod.to_graph(spec_mod.default())
+    spec_prog = realtime.sizing_program(graph, "int16x8")
+    assert not graph.weights  # the spec's graph is left as it was
+    by = graph.by_name
+    rng = np.random.default_rng(3)
+    graph.weights = {n.name: (rng.normal(0, 0.05, (n.kernel, by[n.inputs[0]].channels, n.channels)).astype(np.float32),
+                              np.zeros(n.channels, np.float32) if n.use_bias else None)
+                     for n in graph.nodes if n.op == "conv"}
+    own = realtime.sizing_program(graph, "int16x8")
+    assert [op.kind for op in own.ops] == [op.kind for op in spec_prog.ops]
+    assert not all(np.array_equal(a.weights, b.weights) for a, b in zip(own.ops, spec_prog.ops) if a.kind == "fc")
 
 
 def test_estimate_scales_with_clock_and_rate():
     graph = spec_mod.to_graph(spec_mod.default())
-    costs = {"costs": {"cortex-m4": {"int8": {"mac": 1.0, "lut_value": 10.0}}}}
-    count = realtime.features(graph)
-    want = count["mac"] + 10 * count["lut_value"]
+    costs = {"costs": {"cortex-m4": {"int8": {"mac_pair": 2.0, "gate_out": 10.0}}}}
+    count = realtime.features(realtime.sizing_program(graph, "int8"))
+    want = 2 * count["mac_pair"] + 10 * count["gate_out"]
     fast = realtime.estimate(graph, "cortex-m4", "int8", want * 16000 * 1.01, 16000, costs)
     slow = realtime.estimate(graph, "cortex-m4", "int8", want * 16000 * 0.99, 16000, costs)
     assert fast["instructions_per_sample"] == round(want)
@@ -54,7 +72,7 @@ def test_packaged_cost_model_covers_every_target_with_its_held_out_error():
     for target in realtime.TARGETS:
         for precision in realtime.PRECISIONS:
             c = doc["costs"][target][precision]
-            assert set(c) == set(realtime.FEATURES) and min(c.values()) >= 0 and c["mac"] > 0
+            assert set(c) == set(realtime.FEATURES) and min(c.values()) >= 0 and c["mac_pair"] > 0
             assert doc["held_out_max_error_pct"][target][precision] >= 0
 
 
