@@ -7,7 +7,6 @@ import pytest
 from conftest import assert_one_line_error, run_edgewave
 from edgewave import realtime
 from edgewave import spec as spec_mod
-from edgewave.convert import lowering
 
 
 def test_fit_recovers_non_negative_per_op_costs():
@@ -85,6 +84,9 @@ def test_info_target_cli(tmp_path):
     assert r["budget_instructions_per_sample"] == 10500 and r["realtime"] == (r["instructions_per_sample"] <= 10500)
     text = run_edgewave("info", spec, "--target", "cortex-m0plus", "--clock-hz", "16e6", "--rate", "16000")
     assert "real time on cortex-m0plus at 16 MHz" in text.stdout and ": NO" in text.stdout
+    rv = json.loads(run_edgewave("info", spec, "--target", "riscv32", "--clock-hz", "160e6", "--rate", "8000",
+                                 "--precision", "int8", "--json").stdout)["realtime"]
+    assert rv["target"] == "riscv32" and rv["instructions_per_sample"] > r["instructions_per_sample"]
     assert_one_line_error(run_edgewave("info", spec, "--target", "cortex-m4", "--rate", "8000"), "--clock-hz")
     assert_one_line_error(run_edgewave("info", spec, "--target", "cortex-m4", "--clock-hz", "1e8"), "--rate")
     assert_one_line_error(run_edgewave("info", spec, "--clock-hz", "1e8"), "add --target")
